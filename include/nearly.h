@@ -196,6 +196,196 @@ int ny_hnsw_save(ny_hnsw *h, const char *path);
  * says what is wrong on a truncated or corrupt file. */
 int ny_hnsw_load(const char *path, ny_hnsw **out);
 
+/* ===== Collections: points, payloads, durability ======================== *
+ *
+ * A database is a data directory holding named collections.  A collection
+ * stores points -- (id, vector, JSON payload) -- durably (write-ahead log +
+ * checkpoints) and indexes their vectors with HNSW.  Configuration, filters,
+ * payloads and payload selectors are exchanged as JSON text in Qdrant's
+ * schema, so that the server and the Python module pass them through.
+ *
+ * Every ny_db / ny_collection function is thread-safe.
+ */
+
+typedef struct ny_db ny_db;
+typedef struct ny_collection ny_collection;
+
+/* A point id: an unsigned 64-bit integer or a UUID (as Qdrant accepts). */
+typedef struct ny_point_id {
+    int is_uuid;           /* 0: num is the id; 1: uuid is the id */
+    uint64_t num;
+    unsigned char uuid[16];
+} ny_point_id;
+
+/* Parses a decimal integer or a UUID string (hyphenated, simple, braced or
+ * urn:uuid:).  NY_EINVAL with a message otherwise. */
+int ny_point_id_parse(const char *s, ny_point_id *out);
+/* Formats as decimal or lower-case hyphenated UUID; buf needs 37 bytes. */
+void ny_point_id_format(const ny_point_id *id, char buf[37]);
+/* Total order: all integer ids before all UUIDs, then numeric/bytewise. */
+int ny_point_id_cmp(const ny_point_id *a, const ny_point_id *b);
+
+/* Opens (creating if needed) a data directory.  Takes an exclusive lock on
+ * it: a second process gets NY_EBUSY. */
+int ny_db_open(const char *dir, ny_db **out);
+/* Checkpoints and closes every collection, then frees the handle. */
+void ny_db_close(ny_db *db);
+
+/* Creates a collection.  config_json is Qdrant's CreateCollection body, e.g.
+ * {"vectors": {"size": 128, "distance": "Cosine"}, "hnsw_config": {"m": 16}}.
+ * Names: 1..255 chars of [A-Za-z0-9_.-], not starting with '.'.  Returns
+ * NY_EEXIST, or NY_EINVAL with a message naming the bad field. */
+int ny_db_create_collection(ny_db *db, const char *name, const char *config_json);
+/* Deletes a collection and its files.  NY_ENOTFOUND if absent. */
+int ny_db_drop_collection(ny_db *db, const char *name);
+/* Returns a counted reference (release with ny_collection_release).  name
+ * may also be an alias. */
+int ny_db_get_collection(ny_db *db, const char *name, ny_collection **out);
+void ny_collection_release(ny_collection *c);
+/* JSON array of collection names, e.g. ["a","b"]; free with ny_free. */
+int ny_db_list_collections(ny_db *db, char **json_out);
+
+/* Aliases: alias -> collection name, persisted in the data directory. */
+int ny_db_alias_create(ny_db *db, const char *alias, const char *collection);
+int ny_db_alias_delete(ny_db *db, const char *alias);
+int ny_db_alias_rename(ny_db *db, const char *old_alias, const char *new_alias);
+/* JSON array [{"alias_name": "...", "collection_name": "..."}], optionally
+ * only those of one collection (collection may be NULL). */
+int ny_db_alias_list(ny_db *db, const char *collection, char **json_out);
+
+/* Snapshots: one self-checking file holding a consistent copy of the
+ * collection (taken while writes continue). */
+int ny_collection_snapshot(ny_collection *c, const char *path);
+/* Creates (or, with overwrite, replaces) collection `name` from a snapshot
+ * file.  The file is verified before anything existing is touched. */
+int ny_db_restore_snapshot(ny_db *db, const char *name, const char *path, int overwrite);
+
+/* Frees memory returned by this API (JSON strings, ...). */
+void ny_free(void *p);
+
+/* ---- Writes.  `wait` != 0: return only when the change is durable (on
+ * disk, fsynced; concurrent writers share one sync).  wait == 0: return once
+ * the change is applied and logged; it reaches disk within a short delay. */
+
+typedef struct ny_point {
+    ny_point_id id;
+    const float *vector;      /* dim floats */
+    const char *payload_json; /* a JSON object, or NULL for {} */
+} ny_point;
+
+/* Inserts or replaces points (replacing vector and payload).  The batch is
+ * validated first (dimension, NaN/inf, payload is an object): on error
+ * nothing is applied. */
+int ny_collection_upsert(ny_collection *c, const ny_point *pts, size_t n, int wait);
+/* Replaces only the vectors of existing points (NY_ENOTFOUND, nothing
+ * applied, if one is missing). */
+int ny_collection_update_vectors(ny_collection *c, const ny_point_id *ids,
+                                 const float *vectors, size_t n, int wait);
+
+/* A selection of points for payload operations and deletes: either a list
+ * of ids or a Qdrant Filter (JSON), not both. */
+typedef struct ny_selector {
+    const ny_point_id *ids;
+    size_t n_ids;
+    const char *filter_json;
+} ny_selector;
+
+/* Deletes the selected points; *deleted (if not NULL) gets the count. */
+int ny_collection_delete(ny_collection *c, const ny_selector *sel, int wait, size_t *deleted);
+/* Merges payload_json's keys into the selected points' payloads; with key
+ * (a path such as "a.b" or "a[0].b") the merge happens at that nested
+ * object. */
+int ny_collection_set_payload(ny_collection *c, const ny_selector *sel,
+                              const char *payload_json, const char *key, int wait);
+/* Replaces the selected points' payloads. */
+int ny_collection_overwrite_payload(ny_collection *c, const ny_selector *sel,
+                                    const char *payload_json, int wait);
+/* Removes keys (paths) from the selected points' payloads. */
+int ny_collection_delete_payload_keys(ny_collection *c, const ny_selector *sel,
+                                      const char *const *keys, size_t nkeys, int wait);
+/* Empties the selected points' payloads. */
+int ny_collection_clear_payload(ny_collection *c, const ny_selector *sel, int wait);
+
+/* ---- Reads.  Results come back as a ny_records set. */
+
+typedef struct ny_record {
+    ny_point_id id;
+    float score;        /* search only: Qdrant's score (see ny_score) */
+    float *vector;      /* NULL unless requested; original scale for L2/DOT, normalised for COSINE */
+    char *payload_json; /* NULL unless requested; the selected keys as a JSON object */
+} ny_record;
+
+typedef struct ny_records {
+    ny_record *items;
+    size_t n;
+    int has_next;          /* scroll: there are more points */
+    ny_point_id next;      /* scroll: the offset that continues after this page */
+} ny_records;
+
+void ny_records_free(ny_records *r);
+
+/* What to return with each record.  with_payload_json is Qdrant's
+ * with_payload value as JSON: true, false, ["a","b"], {"include": [...]},
+ * {"exclude": [...]}; NULL means false. */
+typedef struct ny_read_opts {
+    const char *with_payload_json;
+    int with_vector;
+} ny_read_opts;
+
+/* Records of the given ids that exist, in the order asked. */
+int ny_collection_retrieve(ny_collection *c, const ny_point_id *ids, size_t n,
+                           const ny_read_opts *opts, ny_records *out);
+/* Points in id order starting at *offset (inclusive; NULL: from the first),
+ * at most limit, matching filter_json (may be NULL). */
+int ny_collection_scroll(ny_collection *c, const ny_point_id *offset, size_t limit,
+                         const char *filter_json, const ny_read_opts *opts, ny_records *out);
+/* Number of points matching filter_json (NULL: all). */
+int ny_collection_count(ny_collection *c, const char *filter_json, size_t *out);
+
+typedef struct ny_search_params {
+    const float *vector;      /* the query, dim floats */
+    size_t limit;             /* k, >= 1 */
+    size_t offset;            /* skip this many best results */
+    const char *filter_json;  /* Qdrant Filter or NULL */
+    size_t hnsw_ef;           /* 0: collection default */
+    int exact;                /* 1: brute force */
+    int has_score_threshold;
+    float score_threshold;    /* drop results scoring worse than this */
+    /* Quantization parameters (Qdrant's params.quantization). */
+    int quant_ignore;
+    int quant_rescore;        /* -1: default */
+    float quant_oversampling; /* 0: default */
+    ny_read_opts read;
+} ny_search_params;
+
+/* k-NN search; records are ordered best first with Qdrant scores. */
+int ny_collection_search(ny_collection *c, const ny_search_params *p, ny_records *out);
+
+/* ---- Information and configuration (Qdrant-shaped JSON). */
+
+/* Qdrant's CollectionInfo object: status ("green"/"yellow"),
+ * optimizer_status, points_count, indexed_vectors_count, segments_count,
+ * config {params, hnsw_config, optimizer_config, wal_config,
+ * quantization_config}, payload_schema.  Free with ny_free. */
+int ny_collection_info_json(ny_collection *c, char **json_out);
+/* Applies Qdrant's UpdateCollection body (hnsw_config, optimizers_config,
+ * params, quantization_config, vectors).  Validated first. */
+int ny_collection_update_config(ny_collection *c, const char *patch_json);
+/* Vector dimension and metric. */
+size_t ny_collection_dim(const ny_collection *c);
+ny_metric ny_collection_metric(const ny_collection *c);
+/* The collection's name. */
+const char *ny_collection_name(const ny_collection *c);
+
+/* Payload indexes: schema_json is Qdrant's field_schema ("keyword",
+ * "integer", {"type": "keyword", "is_tenant": true}, ...). */
+int ny_collection_create_payload_index(ny_collection *c, const char *field,
+                                       const char *schema_json, int wait);
+int ny_collection_delete_payload_index(ny_collection *c, const char *field, int wait);
+
+/* Forces a checkpoint (persist index and state, truncate the log). */
+int ny_collection_checkpoint(ny_collection *c);
+
 /* ===== Utilities ======================================================== */
 
 /* Number of online CPUs. */
