@@ -74,6 +74,9 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(SUPPORT_OBJ) $(BUILD)/libnearly.a
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
+# Sub-makefiles of optional parts (python module, js tests, ...).
+-include mk/*.mk
+
 setup:
 	@scripts/setup.sh
 

@@ -1,0 +1,41 @@
+/*
+ * filter.h -- Qdrant Filter objects: compile once from JSON, evaluate against
+ * a point's id and payload.  Also the payload path helpers shared by the
+ * collection layer (nested keys "a.b", "a[].b", "a[0]") and the with_payload
+ * selector.  Internal to libnearly (payloads are jansson values here).
+ */
+#ifndef NY_FILTER_H
+#define NY_FILTER_H
+
+#include <jansson.h>
+
+#include "nearly.h"
+
+typedef struct ny_fexpr ny_fexpr;
+
+/* Compiles a Filter ({"must": [...], "should": [...], "must_not": [...],
+ * "min_should": {...}}).  NY_EINVAL with a message naming the bad part
+ * (e.g. "filter.must[1].range: 'gt' must be a number"). */
+int ny_filter_compile(const char *filter_json, ny_fexpr **out);
+int ny_filter_compile_json(const json_t *filter, ny_fexpr **out);
+void ny_filter_free(ny_fexpr *f);
+/* 1 if the point (id, payload object; payload may be NULL = {}) matches. */
+int ny_filter_match(const ny_fexpr *f, const ny_point_id *id, const json_t *payload);
+
+/* Values at a payload path.  "a.b" follows objects; "a[].b" maps over an
+ * array; "a[2]" indexes.  Arrays at the end of a path are flattened into
+ * their elements (Qdrant semantics), so {"a": [1, 2]} at "a" gives 1, 2.
+ * Calls fn for each value until it returns non-zero; returns that value or
+ * 0.  Paths are validated by ny_path_check (NY_EINVAL + message). */
+int ny_path_check(const char *path);
+int ny_path_foreach(const json_t *payload, const char *path,
+                    int (*fn)(const json_t *value, void *ctx), void *ctx);
+
+/* The with_payload selector: true, false, ["a", "b"], {"include": [...]},
+ * {"exclude": [...]}.  Returns a new reference to the selected payload
+ * (an object; NULL when the selector is false/NULL). NY_EINVAL on a bad
+ * selector via ny_payload_selector_check. */
+int ny_payload_selector_check(const json_t *selector);
+json_t *ny_payload_select(const json_t *payload, const json_t *selector);
+
+#endif
