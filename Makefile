@@ -42,6 +42,10 @@ APP_OBJ = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(APP_SRC))
 TEST_BIN = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 SUPPORT_OBJ = $(patsubst tests/unit/%.c,$(BUILD)/obj/tests/%.o,$(TEST_SUPPORT))
 
+# Sub-makefiles of optional parts (python module, js tests, ...); they may
+# add targets to EXTRA_ALL, which `make` builds too.
+-include mk/*.mk
+
 .PHONY: all lib test test-unit test-asan test-tsan run bench clean setup python
 .DEFAULT_GOAL := all
 
@@ -73,9 +77,6 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(SUPPORT_OBJ) $(BUILD)/libnearly.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(SUPPORT_OBJ) $(BUILD)/libnearly.a $(LDLIBS)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
-
-# Sub-makefiles of optional parts (python module, js tests, ...).
--include mk/*.mk
 
 setup:
 	@scripts/setup.sh
