@@ -220,6 +220,8 @@ static int cerr(cctx *c, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (c->len > 200) /* keep the message readable: elide the middle of a deep path */
+        return ny_error(NY_EINVAL, "%.60s...%s: %s", c->where, c->where + c->len - 120, msg);
     return ny_error(NY_EINVAL, "%s: %s", c->where, msg);
 }
 
@@ -1046,7 +1048,7 @@ int ny_filter_compile(const char *filter_json, ny_fexpr **out)
     *out = NULL;
     if (!filter_json) return ny_filter_compile_json(NULL, out);
     json_error_t err;
-    json_t *j = json_loads(filter_json, JSON_DECODE_ANY, &err);
+    json_t *j = json_loads(filter_json, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
     if (!j) return ny_error(NY_EINVAL, "filter: invalid JSON at line %d, column %d: %s", err.line, err.column, err.text);
     int rc = ny_filter_compile_json(j, out);
     json_decref(j);
