@@ -944,6 +944,35 @@ static int compile_cond(cctx *c, const json_t *j, cond **out)
     return rc;
 }
 
+/* Evaluation order within a clause does not change its result (conditions
+ * have no side effects), so cheap conditions go first. */
+static int cond_cost(const cond *c)
+{
+    switch (c->kind) {
+    case K_HAS_ID:
+    case K_HAS_VECTOR:
+    case K_SLICE: return 0;
+    case K_FIELD:
+    case K_IS_EMPTY:
+    case K_IS_NULL: return 1;
+    case K_FILTER: return 2;
+    default: return 3;
+    }
+}
+
+static void sort_by_cost(clist *l)
+{
+    for (size_t i = 1; i < l->n; i++) {
+        cond *x = l->v[i];
+        size_t j = i;
+        while (j > 0 && cond_cost(l->v[j - 1]) > cond_cost(x)) {
+            l->v[j] = l->v[j - 1];
+            j--;
+        }
+        l->v[j] = x;
+    }
+}
+
 /* A clause: one condition or an array of them. */
 static int compile_clause(cctx *c, const json_t *j, const char *name, clist *l)
 {
@@ -959,6 +988,7 @@ static int compile_clause(cctx *c, const json_t *j, const char *name, clist *l)
             l->n = i + 1;
             cpop(c, o2);
         }
+        if (!rc) sort_by_cost(l);
     } else {
         l->v = calloc(1, sizeof(cond *));
         if (!l->v) rc = cnomem();

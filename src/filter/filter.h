@@ -41,7 +41,13 @@ int ny_path_foreach(const json_t *payload, const char *path,
 /* The with_payload selector: true, false, ["a", "b"], {"include": [...]},
  * {"exclude": [...]}.  Returns a new reference to the selected payload
  * (an object; NULL when the selector is false/NULL). NY_EINVAL on a bad
- * selector via ny_payload_selector_check. */
+ * selector via ny_payload_selector_check.
+ *
+ * Entries are paths; include keeps what lies on or below an entry ("a.b"
+ * keeps {"a": {"b": ...}}), exclude drops it.  Array elements are reached
+ * only through "[]" ("a[].b"), as in Qdrant.  With `true` the result is the
+ * payload itself (incref'd, not copied: do not modify it); otherwise a new
+ * object.  ny_payload_select returns NULL for an invalid selector too. */
 int ny_payload_selector_check(const json_t *selector);
 json_t *ny_payload_select(const json_t *payload, const json_t *selector);
 
