@@ -1090,6 +1090,29 @@ int ny_filter_is_match_all(const ny_fexpr *f)
     return !f || (!f->must.n && !f->has_should && !f->must_not.n && !f->has_min);
 }
 
+static void find_ids(const ny_fexpr *f, const ny_point_id **ids, size_t *n, int *found)
+{
+    for (size_t i = 0; i < f->must.n; i++) {
+        const cond *c = f->must.v[i];
+        if (c->kind == K_HAS_ID && (!*found || c->u.ids.n < *n)) {
+            *ids = c->u.ids.v;
+            *n = c->u.ids.n;
+            *found = 1;
+        } else if (c->kind == K_FILTER) {
+            find_ids(c->u.filter, ids, n, found);
+        }
+    }
+}
+
+int ny_filter_ids(const ny_fexpr *f, const ny_point_id **ids, size_t *n)
+{
+    int found = 0;
+    *ids = NULL;
+    *n = 0;
+    if (f) find_ids(f, ids, n, &found);
+    return found;
+}
+
 /* ===== Evaluation ======================================================== */
 
 static int eval_filter(const ny_fexpr *f, const ny_point_id *id, const json_t *payload);

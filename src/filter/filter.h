@@ -24,10 +24,16 @@ void ny_filter_free(ny_fexpr *f);
  * filter matches everything.  Allocation-free and thread-safe: one compiled
  * filter may be evaluated by many threads at once. */
 int ny_filter_match(const ny_fexpr *f, const ny_point_id *id, const json_t *payload);
-/* 1 if f has no condition at all (compiled from {}, null or NULL), so that
- * callers can skip evaluation.  {"should": []} is not match-all: it matches
+/* 1 if f has no condition at all (compiled from {}, null, NULL or only
+ * empty must/must_not lists), so that callers can skip evaluation.  {"should": []} is not match-all: it matches
  * nothing (as in Qdrant). */
 int ny_filter_is_match_all(const ny_fexpr *f);
+/* If the filter can only match points listed by a has_id condition that
+ * must hold (in "must", also within filters nested in "must"), returns 1
+ * and that list (the shortest one if several), sorted by ny_point_id_cmp
+ * and owned by f: callers may visit just those points (and still call
+ * ny_filter_match).  Otherwise returns 0 with *ids = NULL, *n = 0. */
+int ny_filter_ids(const ny_fexpr *f, const ny_point_id **ids, size_t *n);
 
 /* Values at a payload path.  "a.b" follows objects; "a[].b" maps over an
  * array; "a[2]" indexes.  Arrays at the end of a path are flattened into

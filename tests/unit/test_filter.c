@@ -475,6 +475,50 @@ TEST(has_id_has_vector)
     CHECK(run("{'must_not': [{'has_vector': ''}]}", "{}", &n2) == 0);
 }
 
+TEST(filter_ids_and_match_all)
+{
+    static const struct { const char *f; int found; size_t n; } t[] = {
+        {"{}", 0, 0},
+        {"{'must': [{'has_id': [3, 1, 2]}]}", 1, 3},
+        {"{'must': {'has_id': [5]}}", 1, 1},
+        {"{'must': [{'has_id': [3, 1, 2]}, {'must': [{'has_id': [9, 8]}]}]}", 1, 2},
+        {"{'should': [{'has_id': [3, 1, 2]}]}", 0, 0},
+        {"{'must_not': [{'has_id': [3, 1, 2]}]}", 0, 0},
+        {"{'must': [{'should': [{'has_id': [1]}]}]}", 0, 0},
+        {"{'must': [{'has_id': []}]}", 1, 0},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        char *s = q(t[i].f);
+        ny_fexpr *f = NULL;
+        REQUIRE(ny_filter_compile(s, &f) == NY_OK);
+        const ny_point_id *ids = (const ny_point_id *)1;
+        size_t n = 99;
+        int found = ny_filter_ids(f, &ids, &n);
+        CHECKF(found == t[i].found && n == t[i].n, "case %zu: found %d n %zu", i, found, n);
+        if (!found) CHECK(ids == NULL);
+        for (size_t j = 1; j < n; j++) CHECK(ny_point_id_cmp(&ids[j - 1], &ids[j]) < 0);
+        ny_filter_free(f);
+        free(s);
+    }
+    static const struct { const char *f; int all; } m[] = {
+        {"{}", 1}, {"null", 1}, {"{'must': null, 'should': null}", 1}, {"{'must': [], 'must_not': []}", 1},
+        {"{'should': []}", 0}, {"{'must': [{}]}", 0},
+    };
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
+        char *s = q(m[i].f);
+        ny_fexpr *f = NULL;
+        REQUIRE(ny_filter_compile(s, &f) == NY_OK);
+        CHECKF(ny_filter_is_match_all(f) == m[i].all, "case %zu", i);
+        ny_filter_free(f);
+        free(s);
+    }
+    ny_fexpr *f = NULL;
+    REQUIRE(ny_filter_compile(NULL, &f) == NY_OK);
+    CHECK(ny_filter_is_match_all(f) && ny_filter_match(f, NULL, NULL) == 1);
+    ny_filter_free(f);
+    CHECK(ny_filter_is_match_all(NULL) && ny_filter_match(NULL, NULL, NULL) == 1);
+}
+
 TEST(siphash_vectors)
 {
     /* Reference vectors of SipHash-2-4: key 00..0f, message 00..len-1. */
