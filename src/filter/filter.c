@@ -69,6 +69,7 @@ typedef struct field_cond {
     size_t vc_lt, vc_gt, vc_lte, vc_gte;
     int is_empty; /* -1: absent, else the wanted value */
     int is_null;
+    int simple;   /* the path has no "[]" step: at most one value */
 } field_cond;
 
 enum { K_FILTER, K_FIELD, K_IS_EMPTY, K_IS_NULL, K_HAS_ID, K_HAS_VECTOR, K_NESTED, K_SLICE };
@@ -643,6 +644,9 @@ static int compile_field(cctx *c, const json_t *j, cond *out)
     rc = compile_path(c, json_object_get(j, "key"), &f->path);
     cpop(c, o);
     if (rc) return rc;
+    f->simple = 1;
+    for (size_t i = 0; i < f->path.n; i++)
+        if (f->path.segs[i].kind == NY_SEG_ALL) f->simple = 0;
     int any = 0;
     json_t *v;
     check *k = NULL;
@@ -1286,11 +1290,30 @@ static int path_is_null(const ny_path *p, const json_t *payload)
     return ny_path_walk(p->segs, p->n, payload, null_visit, NULL);
 }
 
+/* The single value at a path without "[]" steps (the common case), found
+ * without the visitor callback; NULL if absent. */
+static inline const json_t *resolve(const ny_path *p, const json_t *v)
+{
+    for (size_t i = 0; i < p->n && v; i++) {
+        const ny_seg *s = &p->segs[i];
+        if (s->kind == NY_SEG_KEY)
+            v = json_is_object(v) ? json_object_getn(v, s->key, s->len) : NULL;
+        else
+            v = json_is_array(v) ? json_array_get(v, s->index) : NULL; /* NULL when out of range */
+    }
+    return v;
+}
+
 static int eval_field(const field_cond *f, const json_t *payload)
 {
     if (f->n_checks || f->has_vc) {
         fctx c = {f, 0};
-        if (ny_path_walk(f->path.segs, f->path.n, payload, field_visit, &c)) return 1;
+        if (f->simple) {
+            const json_t *v = resolve(&f->path, payload);
+            if (v && field_visit(v, &c)) return 1;
+        } else if (ny_path_walk(f->path.segs, f->path.n, payload, field_visit, &c)) {
+            return 1;
+        }
         if (!c.found && f->has_vc && vc_ok(f, 0)) return 1;
     }
     if (f->is_empty >= 0 && path_is_empty(&f->path, payload) == f->is_empty) return 1;
