@@ -1029,7 +1029,8 @@ typedef struct { fval f[4]; } rpayload;
 
 /* Condition model: a leaf (match value / any / range on field k) or a
  * clause node (must / should / must_not over children). */
-enum { L_VAL_INT, L_VAL_STR, L_ANY_INT, L_ANY_STR, L_RANGE, N_MUST, N_SHOULD, N_MUST_NOT, N_FILTER3 };
+enum { L_VAL_INT, L_VAL_STR, L_ANY_INT, L_ANY_STR, L_RANGE, L_EXC_INT, L_EXC_STR, L_IS_EMPTY, L_IS_NULL, L_VCOUNT,
+       N_LEAVES, N_MUST = N_LEAVES, N_SHOULD, N_MUST_NOT, N_FILTER3, N_KINDS };
 typedef struct rcond {
     int kind, field;
     long long v[3];
@@ -1042,13 +1043,14 @@ typedef struct rcond {
 static rcond *gen_cond(unsigned long long *seed, int depth)
 {
     rcond *c = calloc(1, sizeof *c);
-    int r = (int)(t_rand(seed) % (depth > 0 ? 9 : 5));
+    int r = (int)(t_rand(seed) % (depth > 0 ? N_KINDS : N_LEAVES));
     c->field = (int)(t_rand(seed) % 4);
-    if (r < 5) {
+    if (r < N_LEAVES) {
         c->kind = r;
-        c->nv = c->kind == L_ANY_INT || c->kind == L_ANY_STR ? (int)(t_rand(seed) % 4) : 1;
+        c->nv = c->kind == L_ANY_INT || c->kind == L_ANY_STR || c->kind == L_EXC_INT || c->kind == L_EXC_STR
+                    ? (int)(t_rand(seed) % 4) : 1;
         for (int i = 0; i < c->nv; i++) c->v[i] = (long long)(t_rand(seed) % 6) - 1;
-        if (c->kind == L_RANGE) {
+        if (c->kind == L_RANGE || c->kind == L_VCOUNT) {
             c->set = (int)(t_rand(seed) % 16);
             c->lo = (double)(t_rand(seed) % 12) / 2 - 1;
             c->hi = (double)(t_rand(seed) % 12) / 2 - 1;
@@ -1073,13 +1075,21 @@ static void emit(rcond *c, char **p)
     int k = c->kind;
     if (k == L_VAL_INT) *p += sprintf(*p, "{\"key\": \"f%d\", \"match\": {\"value\": %lld}}", c->field, c->v[0]);
     else if (k == L_VAL_STR) *p += sprintf(*p, "{\"key\": \"f%d\", \"match\": {\"value\": \"s%lld\"}}", c->field, c->v[0]);
-    else if (k == L_ANY_INT || k == L_ANY_STR) {
-        *p += sprintf(*p, "{\"key\": \"f%d\", \"match\": {\"any\": [", c->field);
+    else if (k == L_ANY_INT || k == L_ANY_STR || k == L_EXC_INT || k == L_EXC_STR) {
+        int ints = k == L_ANY_INT || k == L_EXC_INT;
+        *p += sprintf(*p, "{\"key\": \"f%d\", \"match\": {\"%s\": [", c->field,
+                      k == L_ANY_INT || k == L_ANY_STR ? "any" : "except");
         for (int i = 0; i < c->nv; i++)
-            *p += k == L_ANY_INT ? sprintf(*p, "%s%lld", i ? ", " : "", c->v[i]) : sprintf(*p, "%s\"s%lld\"", i ? ", " : "", c->v[i]);
+            *p += ints ? sprintf(*p, "%s%lld", i ? ", " : "", c->v[i]) : sprintf(*p, "%s\"s%lld\"", i ? ", " : "", c->v[i]);
         *p += sprintf(*p, "]}}");
-    } else if (k == L_RANGE) {
-        *p += sprintf(*p, "{\"key\": \"f%d\", \"range\": {", c->field);
+    } else if (k == L_IS_EMPTY || k == L_IS_NULL) {
+        *p += sprintf(*p, "{\"%s\": {\"key\": \"f%d\"}}", k == L_IS_EMPTY ? "is_empty" : "is_null", c->field);
+    } else if (k == L_RANGE || k == L_VCOUNT) {
+        *p += sprintf(*p, "{\"key\": \"f%d\", \"%s\": {", c->field, k == L_RANGE ? "range" : "values_count");
+        if (k == L_VCOUNT) { /* counts are integers */
+            c->lo = c->lo < 0 ? 0 : floor(c->lo);
+            c->hi = c->hi < 0 ? 0 : floor(c->hi);
+        }
         int first = 1;
         if (c->set & 1) { *p += sprintf(*p, "%s\"gt\": %g", first ? "" : ", ", c->lo); first = 0; }
         if (c->set & 2) { *p += sprintf(*p, "%s\"gte\": %g", first ? "" : ", ", c->lo); first = 0; }
@@ -1116,6 +1126,14 @@ static int naive_scalar(const rcond *c, int kind, long long iv, double rv, int s
     case L_ANY_STR:
         for (int i = 0; i < c->nv; i++) if (kind == V_STR && sv == c->v[i]) return 1;
         return 0;
+    case L_EXC_INT:
+        if (kind == V_NULL) return 0;
+        for (int i = 0; i < c->nv; i++) if (kind == V_INT && iv == c->v[i]) return 0;
+        return 1;
+    case L_EXC_STR:
+        if (kind == V_NULL) return 0;
+        for (int i = 0; i < c->nv; i++) if (kind == V_STR && sv == c->v[i]) return 0;
+        return 1;
     default: {
         if (kind != V_INT && kind != V_REAL) return 0;
         double x = kind == V_INT ? (double)iv : rv;
@@ -1140,6 +1158,14 @@ static int naive(const rcond *c, const rpayload *p)
         return c->kind == N_MUST ? all : c->kind == N_SHOULD ? any : !any;
     }
     const fval *f = &p->f[c->field];
+    if (c->kind == L_IS_EMPTY) return f->kind == V_MISSING || f->kind == V_NULL || (f->kind == V_ARR && f->n == 0);
+    if (c->kind == L_IS_NULL) return f->kind == V_NULL;
+    if (c->kind == L_VCOUNT) {
+        double x = f->kind == V_MISSING || f->kind == V_NULL ? 0 : f->kind == V_ARR ? f->n : 1;
+        return (!(c->set & 1) || x > c->lo) && (!(c->set & 2) || x >= c->lo) && (!(c->set & 4) || x < c->hi) &&
+               (!(c->set & 8) || x <= c->hi);
+    }
+    if (f->kind == V_MISSING) return 0;
     if (f->kind == V_ARR) {
         for (int i = 0; i < f->n; i++)
             if (naive_scalar(c, f->elem_is_str[i] ? V_STR : V_INT, f->ev[i], 0, (int)f->ev[i])) return 1;
