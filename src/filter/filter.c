@@ -233,6 +233,7 @@ static int cnomem(void)
 
 static const char *jtype(const json_t *j)
 {
+    if (!j) return "nothing";
     switch (json_typeof(j)) {
     case JSON_OBJECT: return "an object";
     case JSON_ARRAY: return "an array";

@@ -721,6 +721,8 @@ TEST(errors)
         {"{'must': [{'is_null': {'key': 'a', 'x': 1}}]}", "filter.must[0].is_null: unknown field 'x' in is_null"},
         {"{'must': [{'is_empty': {'key': 'a'}, 'x': 1}]}", "filter.must[0]: unexpected field 'x' next to 'is_empty'"},
         {"{'must': [{'nested': {'key': 'a'}}]}", "filter.must[0].nested.filter: missing (required)"},
+        {"{'must': [{'nested': {'filter': {}}}]}", "filter.must[0].nested.key: missing (required)"},
+        {"{'must': [{'is_empty': {}}]}", "filter.must[0].is_empty.key: expected a string (payload key), got nothing"},
         {"{'must': [{'nested': {'key': 'a', 'filter': {'must': [{'key': 'b', 'range': {'gt': []}}]}}}]}",
          "filter.must[0].nested.filter.must[0].range.gt: expected a number"},
         {"{'min_should': {'conditions': [], 'min_count': 0}}", "filter.min_should.min_count: must be at least 1"},
@@ -1296,4 +1298,135 @@ TEST(throughput)
     ny_filter_free(f);
     for (size_t i = 0; i < n; i++) json_decref(pl[i]);
     free(pl);
+}
+
+/* ===== robustness: structurally mutated filters ========================== */
+
+/* Counts the nodes of a JSON tree. */
+static size_t count_nodes(json_t *j)
+{
+    size_t n = 1;
+    if (json_is_object(j)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(j, k, v) n += count_nodes(v);
+    } else if (json_is_array(j)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(j, i, v) n += count_nodes(v);
+    }
+    return n;
+}
+
+static json_t *random_value(unsigned long long *seed)
+{
+    static const char *const pool[] = {
+        "null", "1", "-1", "0", "1.5", "true", "'x'", "''", "'2020-01-01T00:00:00Z'", "[]", "{}", "[1, 'a']",
+        "['a', 'b']", "[1, 2]", "{'key': 'a'}", "{'key': 'a', 'match': {'value': 1}}", "{'lon': 1, 'lat': 2}",
+        "{'must': []}", "{'points': []}", "'a..b'", "'a[].b'", "[{'lon': 0, 'lat': 0}]", "1e308", "-1e308",
+        "9223372036854775807", "{'has_id': [1]}", "{'nested': {'key': 'a', 'filter': {}}}",
+    };
+    return js(pool[t_rand(seed) % (sizeof pool / sizeof pool[0])]);
+}
+
+/* Replaces node number *k (pre-order) below j with v (stolen); returns 1 once done. */
+static int replace_node(json_t *j, size_t *k, json_t *v)
+{
+    if (json_is_object(j)) {
+        const char *key;
+        json_t *x;
+        void *tmp;
+        json_object_foreach_safe(j, tmp, key, x) {
+            if ((*k)-- == 0) { json_object_set_new(j, key, v); return 1; }
+            if (replace_node(x, k, v)) return 1;
+        }
+    } else if (json_is_array(j)) {
+        for (size_t i = 0; i < json_array_size(j); i++) {
+            if ((*k)-- == 0) { json_array_set_new(j, i, v); return 1; }
+            if (replace_node(json_array_get(j, i), k, v)) return 1;
+        }
+    }
+    return 0;
+}
+
+TEST(mutated_filters_never_crash)
+{
+    static const char *const corpus[] = {
+        "{'must': [{'key': 'a', 'match': {'value': 'x'}}, {'key': 'n', 'range': {'gt': 1, 'lte': 5}}], "
+        "'should': [{'key': 'b', 'match': {'any': [1, 2]}}, {'key': 'c', 'match': {'except': ['q']}}], "
+        "'must_not': {'has_id': [1, '550e8400-e29b-41d4-a716-446655440000']}}",
+        "{'must': [{'nested': {'key': 'items', 'filter': {'must': [{'key': 'q', 'range': {'gte': '2020-01-01'}}]}}}, "
+        "{'is_empty': {'key': 'e'}}, {'is_null': {'key': 'z'}}], 'min_should': {'conditions': [{'has_vector': ''}, "
+        "{'key': 't', 'match': {'text': 'ab'}}], 'min_count': 1}}",
+        "{'should': [{'key': 'l', 'geo_radius': {'center': {'lon': 1, 'lat': 2}, 'radius': 1000}}, "
+        "{'key': 'l', 'geo_bounding_box': {'top_left': {'lon': 0, 'lat': 10}, 'bottom_right': {'lon': 10, 'lat': 0}}}, "
+        "{'key': 'l', 'geo_polygon': {'exterior': {'points': [{'lon': 0, 'lat': 0}, {'lon': 1, 'lat': 0}, "
+        "{'lon': 1, 'lat': 1}, {'lon': 0, 'lat': 0}]}, 'interiors': []}}, {'key': 'v', 'values_count': {'gt': 1}}, "
+        "{'slice': {'index': 1, 'total': 3}}, {'key': 'w', 'is_empty': false, 'match': {'text_any': 'a b'}}]}",
+    };
+    json_t *payloads[3] = {
+        js("{'a': 'x', 'n': 3, 'b': [1, 5], 'c': 'q', 'items': [{'q': '2021-05-05'}], 'l': {'lon': 1, 'lat': 2}, "
+           "'v': [1, 2], 't': 'zabz', 'w': 'a'}"),
+        js("{'a': null, 'items': {'q': 1}, 'l': [{'lon': 0.5, 'lat': 0.1}], 'e': [], 'z': null}"),
+        js("{}"),
+    };
+    unsigned long long seed = 77;
+    size_t iters = t_n(6000, 1000), compiled = 0, rejected = 0;
+    for (size_t it = 0; it < iters; it++) {
+        json_t *f = js(corpus[it % 3]);
+        int muts = 1 + (int)(t_rand(&seed) % 3);
+        for (int m = 0; m < muts; m++) {
+            size_t k = t_rand(&seed) % count_nodes(f);
+            if (k == 0) continue; /* keep the root */
+            k--;
+            json_t *v = random_value(&seed);
+            if (!replace_node(f, &k, v)) json_decref(v);
+        }
+        ny_fexpr *fx = NULL;
+        int rc = ny_filter_compile_json(f, &fx);
+        if (rc == NY_OK) {
+            compiled++;
+            for (int p = 0; p < 3; p++) {
+                ny_point_id id = {0, (uint64_t)p, {0}};
+                int m = ny_filter_match(fx, &id, payloads[p]);
+                CHECK(m == 0 || m == 1);
+            }
+            ny_filter_free(fx);
+        } else {
+            rejected++;
+            CHECKF(rc == NY_EINVAL && fx == NULL && strncmp(ny_errmsg(), "filter", 6) == 0, "rc %d: %s", rc, ny_errmsg());
+        }
+        json_decref(f);
+    }
+    CHECK(compiled > 0 && rejected > 0);
+    /* and the corpus filters against structurally mutated payloads */
+    ny_fexpr *fx[3];
+    for (int i = 0; i < 3; i++) {
+        char *t = q(corpus[i]);
+        REQUIRE(ny_filter_compile(t, &fx[i]) == NY_OK);
+        free(t);
+    }
+    size_t hits = 0;
+    for (size_t it = 0; it < iters; it++) {
+        json_t *p = json_deep_copy(payloads[it % 2]);
+        int muts = 1 + (int)(t_rand(&seed) % 4);
+        for (int m = 0; m < muts; m++) {
+            size_t k = t_rand(&seed) % count_nodes(p);
+            if (k == 0) continue;
+            k--;
+            json_t *v = random_value(&seed);
+            if (!replace_node(p, &k, v)) json_decref(v);
+        }
+        for (int i = 0; i < 3; i++) {
+            ny_point_id id = {0, it, {0}};
+            int m = ny_filter_match(fx[i], &id, p);
+            CHECK(m == 0 || m == 1);
+            hits += (size_t)m;
+        }
+        json_decref(p);
+    }
+    CHECK(hits > 0);
+    for (int i = 0; i < 3; i++) ny_filter_free(fx[i]);
+    printf("    %zu mutated filters: %zu compiled, %zu rejected\n", iters, compiled, rejected);
+    for (int p = 0; p < 3; p++) json_decref(payloads[p]);
 }
