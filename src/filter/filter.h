@@ -18,6 +18,17 @@ typedef struct ny_fexpr ny_fexpr;
  * (e.g. "filter.must[1].range: 'gt' must be a number"). */
 int ny_filter_compile(const char *filter_json, ny_fexpr **out);
 int ny_filter_compile_json(const json_t *filter, ny_fexpr **out);
+/* Same, with the collection's payload schema: an object mapping payload
+ * keys to their field schema as given to create_payload_index ("keyword",
+ * "text", {"type": "text", "tokenizer": "word", "lowercase": true,
+ * "min_token_len": 2, ...}) or as reported in payload_schema
+ * ({"data_type": "text", "params": {...}}).  For keys with a full-text
+ * index, match.text / text_any / phrase use Qdrant's token semantics (all
+ * tokens present / any token / consecutive tokens; tokenizer, lowercase
+ * and token length honoured) instead of substring matching.  Keys inside
+ * "nested" are looked up as "<nested key>[].<key>".  schema may be NULL. */
+int ny_filter_compile_schema(const char *filter_json, const json_t *schema, ny_fexpr **out);
+int ny_filter_compile_schema_json(const json_t *filter, const json_t *schema, ny_fexpr **out);
 void ny_filter_free(ny_fexpr *f);
 /* 1 if the point (id, payload object; payload may be NULL = {}) matches.
  * id may be NULL (has_id, has_vector and slice then never match).  A NULL

@@ -238,6 +238,79 @@ TEST(match_text)
     TABLE(t);
 }
 
+static int run_schema(const char *filter, const char *schema, const char *payload)
+{
+    char *f = q(filter);
+    json_t *sc = js(schema);
+    ny_fexpr *fx = NULL;
+    int rc = ny_filter_compile_schema(f, sc, &fx);
+    free(f);
+    json_decref(sc);
+    if (rc != NY_OK) {
+        printf("    compile error: %s\n", ny_errmsg());
+        return -1;
+    }
+    json_t *p = js(payload);
+    int m = ny_filter_match(fx, NULL, p);
+    json_decref(p);
+    ny_filter_free(fx);
+    return m;
+}
+
+TEST(match_text_with_full_text_index)
+{
+    static const struct { const char *filter, *schema, *payload; int want; } t[] = {
+        /* all query tokens present, in any order, case-folded */
+        {"{'must': {'key': 't', 'match': {'text': 'fox quick'}}}", "{'t': 'text'}", "{'t': 'The Quick brown fox!'}", 1},
+        {"{'must': {'key': 't', 'match': {'text': 'fox quick'}}}", "{}", "{'t': 'The Quick brown fox!'}", 0},
+        {"{'must': {'key': 't', 'match': {'text': 'QUICK'}}}", "{'t': 'text'}", "{'t': 'The quick brown fox'}", 1},
+        {"{'must': {'key': 't', 'match': {'text': 'quick dog'}}}", "{'t': 'text'}", "{'t': 'The quick brown fox'}", 0},
+        /* tokens, not substrings */
+        {"{'must': {'key': 't', 'match': {'text': 'qui'}}}", "{'t': 'text'}", "{'t': 'The quick brown fox'}", 0},
+        {"{'must': {'key': 't', 'match': {'text': 'qui'}}}", "{}", "{'t': 'The quick brown fox'}", 1},
+        {"{'must': {'key': 't', 'match': {'text': 'qui'}}}", "{'t': {'type': 'text', 'tokenizer': 'prefix'}}",
+         "{'t': 'The quick brown fox'}", 1},
+        {"{'must': {'key': 't', 'match': {'text': 'QUICK'}}}", "{'t': {'type': 'text', 'lowercase': false}}",
+         "{'t': 'The quick brown fox'}", 0},
+        {"{'must': {'key': 't', 'match': {'text': 'Quick'}}}", "{'t': {'type': 'text', 'lowercase': false}}",
+         "{'t': 'The Quick brown fox'}", 1},
+        /* whitespace tokenizer keeps punctuation inside tokens */
+        {"{'must': {'key': 't', 'match': {'text': 'fox'}}}", "{'t': {'type': 'text', 'tokenizer': 'whitespace'}}",
+         "{'t': 'the fox!'}", 0},
+        {"{'must': {'key': 't', 'match': {'text': 'fox!'}}}", "{'t': {'type': 'text', 'tokenizer': 'whitespace'}}",
+         "{'t': 'the fox!'}", 1},
+        /* token length limits apply to the query and to the text */
+        {"{'must': {'key': 't', 'match': {'text': 'a fox'}}}", "{'t': {'type': 'text', 'min_token_len': 2}}",
+         "{'t': 'the fox'}", 1},
+        {"{'must': {'key': 't', 'match': {'text': 'a'}}}", "{'t': {'type': 'text', 'min_token_len': 2}}", "{'t': 'a fox'}", 0},
+        {"{'must': {'key': 't', 'match': {'text': 'fox'}}}", "{'t': {'type': 'text', 'max_token_len': 2}}", "{'t': 'fox'}", 0},
+        /* text_any and phrase */
+        {"{'must': {'key': 't', 'match': {'text_any': 'cat FOX'}}}", "{'t': 'text'}", "{'t': 'the fox'}", 1},
+        {"{'must': {'key': 't', 'match': {'text_any': 'cat dog'}}}", "{'t': 'text'}", "{'t': 'the fox'}", 0},
+        {"{'must': {'key': 't', 'match': {'phrase': 'Brown, fox'}}}", "{'t': 'text'}", "{'t': 'the quick brown fox'}", 1},
+        {"{'must': {'key': 't', 'match': {'phrase': 'fox brown'}}}", "{'t': 'text'}", "{'t': 'the quick brown fox'}", 0},
+        {"{'must': {'key': 't', 'match': {'phrase': 'quick fox'}}}", "{'t': 'text'}", "{'t': 'the quick brown fox'}", 0},
+        {"{'must': {'key': 't', 'match': {'phrase': 'a a b'}}}", "{'t': 'text'}", "{'t': 'a a a b'}", 1},
+        {"{'must': {'key': 't', 'match': {'phrase': 'a b c'}}}", "{'t': 'text'}", "{'t': 'x a b'}", 0},
+        {"{'must': {'key': 't', 'match': {'text': '...'}}}", "{'t': 'text'}", "{'t': 'anything'}", 0},
+        /* other schema forms; other index types keep substring semantics */
+        {"{'must': {'key': 't', 'match': {'text': 'fox quick'}}}", "{'t': {'data_type': 'text', 'params': {'type': 'text'}}}",
+         "{'t': 'quick fox'}", 1},
+        {"{'must': {'key': 't', 'match': {'text': 'fox quick'}}}", "{'t': 'keyword'}", "{'t': 'quick fox'}", 0},
+        /* arrays of strings: any element */
+        {"{'must': {'key': 't', 'match': {'text': 'fox quick'}}}", "{'t': 'text'}", "{'t': ['slow fox', 'quick fox']}", 1},
+        /* inside nested, the index is looked up under '<key>[].<inner key>' */
+        {"{'must': {'nested': {'key': 'd', 'filter': {'must': {'key': 't', 'match': {'text': 'fox quick'}}}}}}",
+         "{'d[].t': 'text'}", "{'d': [{'t': 'quick fox'}]}", 1},
+        {"{'must': {'nested': {'key': 'd', 'filter': {'must': {'key': 't', 'match': {'text': 'fox quick'}}}}}}",
+         "{'t': 'text'}", "{'d': [{'t': 'quick fox'}]}", 0},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        int got = run_schema(t[i].filter, t[i].schema, t[i].payload);
+        CHECKF(got == t[i].want, "case %zu: %s with schema %s on %s: got %d", i, t[i].filter, t[i].schema, t[i].payload, got);
+    }
+}
+
 /* ===== range ============================================================== */
 
 TEST(range_numbers)
@@ -1372,6 +1445,7 @@ TEST(mutated_filters_never_crash)
     };
     unsigned long long seed = 77;
     size_t iters = t_n(6000, 1000), compiled = 0, rejected = 0;
+    json_t *schema = js("{'t': 'text', 'w': {'type': 'text', 'tokenizer': 'prefix', 'min_token_len': 1}}");
     for (size_t it = 0; it < iters; it++) {
         json_t *f = js(corpus[it % 3]);
         int muts = 1 + (int)(t_rand(&seed) % 3);
@@ -1383,7 +1457,7 @@ TEST(mutated_filters_never_crash)
             if (!replace_node(f, &k, v)) json_decref(v);
         }
         ny_fexpr *fx = NULL;
-        int rc = ny_filter_compile_json(f, &fx);
+        int rc = ny_filter_compile_schema_json(f, it % 2 ? schema : NULL, &fx);
         if (rc == NY_OK) {
             compiled++;
             for (int p = 0; p < 3; p++) {
@@ -1403,7 +1477,7 @@ TEST(mutated_filters_never_crash)
     ny_fexpr *fx[3];
     for (int i = 0; i < 3; i++) {
         char *t = q(corpus[i]);
-        REQUIRE(ny_filter_compile(t, &fx[i]) == NY_OK);
+        REQUIRE(ny_filter_compile_schema(t, i == 1 ? schema : NULL, &fx[i]) == NY_OK);
         free(t);
     }
     size_t hits = 0;
@@ -1429,4 +1503,5 @@ TEST(mutated_filters_never_crash)
     for (int i = 0; i < 3; i++) ny_filter_free(fx[i]);
     printf("    %zu mutated filters: %zu compiled, %zu rejected\n", iters, compiled, rejected);
     for (int p = 0; p < 3; p++) json_decref(payloads[p]);
+    json_decref(schema);
 }
