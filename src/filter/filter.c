@@ -45,6 +45,13 @@ enum {
 
 enum { B_LT = 1, B_GT = 2, B_LTE = 4, B_GTE = 8 };
 
+/* Full-text index parameters of a key (see text_index_of). */
+enum { TOK_WORD, TOK_WHITESPACE, TOK_PREFIX };
+typedef struct tparams {
+    int tokenizer, lowercase;
+    size_t min_len, max_len; /* 0: no limit */
+} tparams;
+
 typedef struct check {
     int kind;
     union {
@@ -58,12 +65,9 @@ typedef struct check {
         struct { double left, top, right, bottom; } box;
         struct { double lon, lat, radius; } circle;
         struct { ny_ring *rings; size_t n; } poly;    /* rings[0]: exterior */
-        struct { sstr *v; size_t n; struct tparams { int tokenizer, lowercase; size_t min_len, max_len; } tp; } ft;
+        struct { sstr *v; size_t n; tparams tp; } ft; /* FT_*: query tokens */
     } u;
 } check;
-
-typedef struct tparams tparams;
-enum { TOK_WORD, TOK_WHITESPACE, TOK_PREFIX };
 
 typedef struct field_cond {
     ny_path path;
@@ -201,7 +205,6 @@ typedef struct cctx {
     char where[1024];
     size_t len;
     int depth;
-    int nested; /* inside a nested condition */
     const json_t *schema; /* payload schema (key -> field schema) or NULL */
     char prefix[512];     /* key prefix of the enclosing nested conditions ("a[].") */
     size_t plen;
@@ -1004,16 +1007,13 @@ static int compile_nested(cctx *c, const json_t *j, cond *out)
     if (!flt) {
         rc = cerr(c, "missing (required)");
     } else {
-        int was = c->nested;
         size_t plen = c->plen;
         const char *k = json_string_value(key);
         size_t kl = strlen(k);
         int has_all = kl >= 2 && k[kl - 2] == '[' && k[kl - 1] == ']';
         int n = snprintf(c->prefix + plen, sizeof c->prefix - plen, "%s%s.", k, has_all ? "" : "[]");
         c->plen = n > 0 ? NY_MIN(plen + (size_t)n, sizeof c->prefix - 1) : plen;
-        c->nested = 1;
         rc = compile_filter(c, flt, &out->u.nested.filter);
-        c->nested = was;
         c->plen = plen;
         c->prefix[plen] = '\0';
     }
