@@ -1342,7 +1342,7 @@ TEST(random_vs_naive)
 
 TEST(throughput)
 {
-    size_t n = t_n(200000, 20000);
+    size_t n = t_n(100000, 20000);
     json_t **pl = malloc(n * sizeof *pl);
     unsigned long long seed = 3;
     size_t want = 0;
