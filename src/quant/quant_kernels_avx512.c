@@ -72,19 +72,35 @@ AVX512POP uint64_t ny_hamming_vpopcnt(const uint64_t *a, const uint64_t *b, size
     return (uint64_t)_mm512_reduce_add_epi64(_mm512_add_epi64(s0, s1));
 }
 
+/* Plane count as a compile-time constant, so each plane keeps its own
+ * accumulator register and the weights 2^k apply once, at the end. */
+#define ASYM_BODY(NP)                                                                           \
+    do {                                                                                        \
+        __m512i acc[NP];                                                                        \
+        for (int k = 0; k < NP; k++) acc[k] = _mm512_setzero_si512();                           \
+        for (size_t i = 0; i < n; i += 8) {                                                     \
+            size_t r = n - i;                                                                   \
+            __mmask8 m = r >= 8 ? (__mmask8)0xff : (__mmask8)((1u << r) - 1);                   \
+            __m512i x = _mm512_maskz_loadu_epi64(m, b + i);                                     \
+            for (int k = 0; k < NP; k++)                                                        \
+                acc[k] = _mm512_add_epi64(                                                      \
+                    acc[k], _mm512_popcnt_epi64(_mm512_and_si512(_mm512_maskz_loadu_epi64(m, p + k * n + i), x))); \
+        }                                                                                       \
+        __m512i t = acc[0];                                                                     \
+        for (int k = 1; k < NP; k++) t = _mm512_add_epi64(t, _mm512_sll_epi64(acc[k], _mm_cvtsi32_si128(k))); \
+        return (uint64_t)_mm512_reduce_add_epi64(t);                                            \
+    } while (0)
+
 AVX512POP uint64_t ny_bin_asym_vpopcnt(const uint64_t *p, size_t np, const uint64_t *b, size_t n)
 {
-    /* One accumulator; plane k's counts are shifted left by k before being
-     * added (counts per lane stay far below 2^56). */
-    __m512i s = _mm512_setzero_si512();
-    for (size_t i = 0; i < n; i += 8) {
-        size_t r = n - i;
-        __mmask8 m = r >= 8 ? (__mmask8)0xff : (__mmask8)((1u << r) - 1);
-        __m512i x = _mm512_maskz_loadu_epi64(m, b + i);
-        for (size_t k = 0; k < np; k++) {
-            __m512i t = _mm512_popcnt_epi64(_mm512_and_si512(_mm512_maskz_loadu_epi64(m, p + k * n + i), x));
-            s = _mm512_add_epi64(s, _mm512_sll_epi64(t, _mm_cvtsi32_si128((int)k)));
-        }
+    switch (np) {
+    case 1: ASYM_BODY(1);
+    case 2: ASYM_BODY(2);
+    case 3: ASYM_BODY(3);
+    case 4: ASYM_BODY(4);
+    case 5: ASYM_BODY(5);
+    case 6: ASYM_BODY(6);
+    case 7: ASYM_BODY(7);
+    default: ASYM_BODY(8);
     }
-    return (uint64_t)_mm512_reduce_add_epi64(s);
 }

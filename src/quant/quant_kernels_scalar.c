@@ -51,14 +51,29 @@ POPCNT uint64_t ny_hamming_popcnt(const uint64_t *a, const uint64_t *b, size_t n
     return s0 + s1;
 }
 
+/* Plane count as a compile-time constant (see quant_kernels_avx512.c). */
+#define ASYM_POPCNT_BODY(NP)                                                                  \
+    do {                                                                                      \
+        uint64_t acc[NP] = {0};                                                               \
+        for (size_t i = 0; i < n; i++) {                                                      \
+            uint64_t x = load64(b + i);                                                       \
+            for (int k = 0; k < NP; k++) acc[k] += (uint64_t)__builtin_popcountll(load64(p + k * n + i) & x); \
+        }                                                                                     \
+        uint64_t s = 0;                                                                       \
+        for (int k = 0; k < NP; k++) s += acc[k] << k;                                        \
+        return s;                                                                             \
+    } while (0)
+
 POPCNT uint64_t ny_bin_asym_popcnt(const uint64_t *p, size_t np, const uint64_t *b, size_t n)
 {
-    /* Word-outer so each code word is loaded once for all planes. */
-    uint64_t s = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t x = load64(b + i);
-        for (size_t k = 0; k < np; k++)
-            s += (uint64_t)__builtin_popcountll(load64(p + k * n + i) & x) << k;
+    switch (np) {
+    case 1: ASYM_POPCNT_BODY(1);
+    case 2: ASYM_POPCNT_BODY(2);
+    case 3: ASYM_POPCNT_BODY(3);
+    case 4: ASYM_POPCNT_BODY(4);
+    case 5: ASYM_POPCNT_BODY(5);
+    case 6: ASYM_POPCNT_BODY(6);
+    case 7: ASYM_POPCNT_BODY(7);
+    default: ASYM_POPCNT_BODY(8);
     }
-    return s;
 }
