@@ -123,6 +123,23 @@ int ny_quant_serialize(const ny_quant *q, void *buf, size_t cap);
  * or unsupported buffer.  *used (may be NULL) gets the bytes consumed. */
 int ny_quant_deserialize(const void *buf, size_t len, ny_quant **out, size_t *used);
 
+/* ===== Qdrant's quantization_config (JSON) ============================= *
+ * Accepted (one key):
+ *   {"scalar": {"type": "int8", "quantile": 0.5..1, "always_ram": bool,
+ *               "per_dimension": bool}}      per_dimension: Nearly's extension
+ *   {"binary": {"always_ram": bool, "encoding": "one_bit",
+ *               "query_encoding": "default" | "binary" | "scalar4bits" |
+ *                                 "scalar8bits"}}
+ * "product" and the binary encodings "two_bits" / "one_and_half_bits" give
+ * NY_EINVAL ("not supported").  query_encoding maps to query_bits 4 / 1 /
+ * 4 / 8 ("default" is 4 bits: the asymmetric estimate is cheap and more
+ * accurate).  Unknown fields give NY_EINVAL naming the field. */
+
+/* Parses a quantization_config object (text).  always_ram may be NULL. */
+int ny_quant_config_from_json(const char *json, ny_quant_config *cfg, int *always_ram);
+/* Writes cfg back in Qdrant's schema (malloc'd string, free with free()). */
+int ny_quant_config_to_json(const ny_quant_config *cfg, int always_ram, char **out);
+
 /* ===== Kernels (for tests and benchmarks) =============================== */
 
 /* Kernel levels; AVX512 needs AVX-512F+BW+VL, AVX512X adds VNNI (SQ8) or

@@ -770,3 +770,51 @@ TEST(binary_recall_768_rescored)
     free(base);
     free(queries);
 }
+
+/* ===== Qdrant's quantization_config ===================================== */
+
+TEST(config_json)
+{
+    ny_quant_config c;
+    int ram = -1;
+    CHECK_RC(ny_quant_config_from_json("{\"scalar\": {\"type\": \"int8\", \"quantile\": 0.99, \"always_ram\": true}}",
+                                       &c, &ram),
+             NY_OK);
+    CHECK(c.kind == NY_QUANT_SQ8 && fabsf(c.quantile - 0.99f) < 1e-7f && ram == 1 && c.per_dim == 0);
+    CHECK_RC(ny_quant_config_from_json("{\"scalar\": {\"type\": \"int8\", \"per_dimension\": true}}", &c, &ram), NY_OK);
+    CHECK(c.kind == NY_QUANT_SQ8 && c.quantile == 1.0f && ram == 0 && c.per_dim == 1);
+    char *s = NULL;
+    CHECK_RC(ny_quant_config_to_json(&c, 1, &s), NY_OK);
+    CHECKF(s && !strcmp(s, "{\"scalar\":{\"type\":\"int8\",\"quantile\":1.0,\"always_ram\":true,\"per_dimension\":true}}"),
+           "%s", s ? s : "(null)");
+    ny_quant_config c2;
+    CHECK_RC(ny_quant_config_from_json(s, &c2, &ram), NY_OK);
+    CHECK(c2.kind == c.kind && c2.quantile == c.quantile && c2.per_dim == c.per_dim && ram == 1);
+    free(s);
+    const char *qe[] = {"default", "binary", "scalar4bits", "scalar8bits"};
+    int bits[] = {4, 1, 4, 8};
+    for (int i = 0; i < 4; i++) {
+        char buf[200];
+        snprintf(buf, sizeof buf, "{\"binary\": {\"always_ram\": false, \"encoding\": \"one_bit\", \"query_encoding\": \"%s\"}}",
+                 qe[i]);
+        CHECK_RC(ny_quant_config_from_json(buf, &c, &ram), NY_OK);
+        CHECK(c.kind == NY_QUANT_BINARY && c.query_bits == bits[i] && ram == 0 && c.centered == 1);
+        CHECK_RC(ny_quant_config_to_json(&c, 0, &s), NY_OK);
+        CHECK_RC(ny_quant_config_from_json(s, &c2, NULL), NY_OK);
+        CHECK(c2.kind == NY_QUANT_BINARY && c2.query_bits == bits[i]);
+        free(s);
+    }
+    CHECK_RC(ny_quant_config_from_json("{\"binary\": {}}", &c, NULL), NY_OK);
+    CHECK(c.query_bits == 4);
+    const char *bad[] = {"", "[]", "{}", "{\"scalar\": {}}", "{\"scalar\": {\"type\": \"int4\"}}",
+                         "{\"scalar\": {\"type\": \"int8\", \"quantile\": 0.2}}",
+                         "{\"scalar\": {\"type\": \"int8\", \"quantile\": \"x\"}}",
+                         "{\"scalar\": {\"type\": \"int8\", \"qantile\": 0.9}}",
+                         "{\"scalar\": {\"type\": \"int8\", \"always_ram\": 1}}",
+                         "{\"product\": {\"compression\": \"x16\"}}", "{\"binary\": {\"encoding\": \"two_bits\"}}",
+                         "{\"binary\": {\"query_encoding\": \"scalar2bits\"}}", "{\"binary\": 3}",
+                         "{\"scalar\": {\"type\": \"int8\"}, \"binary\": {}}", "{\"other\": {}}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECKF(ny_quant_config_from_json(bad[i], &c, NULL) == NY_EINVAL, "accepted %s", bad[i]);
+    CHECK_RC(ny_quant_config_from_json(NULL, &c, NULL), NY_EINVAL);
+}
