@@ -70,6 +70,9 @@ struct ny_quant {
 
 struct ny_quant_query {
     const ny_quant *q;
+    /* Copies of q's fields read per candidate (one less dependent load). */
+    int kind, mode, metric, qbits;
+    size_t dim, nwords;
     float *v;          /* dim: the (normalised) query */
     int8_t *w;         /* SQ8: dim */
     uint64_t *planes;  /* BINARY: query_bits * nwords */
@@ -555,6 +558,12 @@ int ny_quant_query_new(const ny_quant *q, ny_quant_query **out)
     ny_quant_query *qq = calloc(1, sizeof *qq);
     if (!qq) return ny_error(NY_ENOMEM, "out of memory for a prepared query");
     qq->q = q;
+    qq->kind = (int)q->cfg.kind;
+    qq->mode = q->mode;
+    qq->metric = (int)q->metric;
+    qq->qbits = q->cfg.query_bits;
+    qq->dim = q->dim;
+    qq->nwords = q->nwords;
     qq->v = malloc(q->dim * sizeof(float));
     if (q->cfg.kind == NY_QUANT_SQ8) {
         qq->w = malloc(q->dim);
@@ -661,30 +670,29 @@ int ny_quant_query_prepare(ny_quant_query *qq, const float *query)
 
 float ny_quant_dist(const ny_quant_query *qq, const uint8_t *code)
 {
-    const ny_quant *q = qq->q;
-    size_t d = q->dim;
-    if (q->cfg.kind == NY_QUANT_SQ8) {
+    if (qq->kind == NY_QUANT_SQ8) {
+        size_t d = qq->dim;
         int32_t k = qq->dot(qq->w, code, d);
-        if (q->mode == SQ8_L2_EXACT) {
+        if (qq->mode == SQ8_L2_EXACT) {
             int32_t kx;
             memcpy(&kx, code + d, 4);
             return qq->s2 * (float)(qq->a2 + kx - 2 * (int64_t)k);
         }
         float ip = qq->cst + qq->alpha * (float)k;
-        if (q->mode == SQ8_DOT) return -ip;
+        if (qq->mode == SQ8_DOT) return -ip;
         float xn2;
         memcpy(&xn2, code + d, 4);
         return qq->qn2 + xn2 - 2.0f * ip;
     }
-    size_t nw = q->nwords;
-    uint64_t p = qq->asym(qq->planes, (size_t)q->cfg.query_bits, (const uint64_t *)(const void *)code, nw);
+    size_t nw = qq->nwords;
+    uint64_t p = qq->asym(qq->planes, (size_t)qq->qbits, (const uint64_t *)(const void *)code, nw);
     float f, r2;
     uint32_t pc;
     memcpy(&f, code + nw * 8, 4);
     memcpy(&r2, code + nw * 8 + 4, 4);
     memcpy(&pc, code + nw * 8 + 8, 4);
     float vs = 2.0f * (qq->lo * (float)pc + qq->delta * (float)p) - qq->sumv;
-    if (q->metric == NY_L2) return qq->base + r2 - 2.0f * f * vs;
+    if (qq->metric == NY_L2) return qq->base + r2 - 2.0f * f * vs;
     return -(qq->base + f * vs);
 }
 

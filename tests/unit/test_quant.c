@@ -664,61 +664,79 @@ TEST(serialize_round_trip_and_corruption)
 
 /* ===== Recall against float brute force ================================= */
 
+/* Float distance for metric m (cosine: normalises copies). */
+static float fdist(ny_metric m, const float *a, const float *b, size_t d)
+{
+    if (m != NY_COSINE) return ny_distance(m, a, b, d);
+    return (float)dref(m, a, b, d);
+}
+
+/* Exact top-k ids (sorted by id) of every query: the ground truth. */
+static uint32_t *truth_topk(ny_metric m, const float *base, size_t n, const float *queries, size_t nq, size_t d,
+                            size_t k)
+{
+    uint32_t *t = malloc(nq * k * sizeof(uint32_t));
+    pair *ex = malloc(n * sizeof(pair));
+    for (size_t iq = 0; iq < nq; iq++) {
+        for (size_t i = 0; i < n; i++) {
+            ex[i].d = fdist(m, queries + iq * d, base + i * d, d);
+            ex[i].id = (uint32_t)i;
+        }
+        qsort(ex, n, sizeof(pair), cmp_pair);
+        for (size_t i = 0; i < k; i++) t[iq * k + i] = ex[i].id;
+        qsort(t + iq * k, k, sizeof(uint32_t), cmp_u32);
+    }
+    free(ex);
+    return t;
+}
+
 /* recall@k of ranking by quantized distance, optionally rescoring the best
  * `cand` candidates with float distances. */
 static double recall(ny_quant *q, ny_metric m, const float *base, size_t n, const float *queries, size_t nq,
-                     size_t d, size_t k, size_t cand)
+                     size_t d, size_t k, size_t cand, const uint32_t *truth)
 {
     size_t cs = ny_quant_code_size(q);
     uint8_t *codes = malloc(n * cs);
     CHECK_RC(ny_quant_encode_batch(q, base, n, codes, cs), NY_OK);
     ny_quant_query *qq;
     CHECK_RC(ny_quant_query_new(q, &qq), NY_OK);
-    pair *ex = malloc(n * sizeof(pair)), *ap = malloc(n * sizeof(pair));
-    uint32_t *truth = malloc(k * sizeof(uint32_t)), *got = malloc(k * sizeof(uint32_t));
+    pair *ap = malloc(n * sizeof(pair));
+    uint32_t *got = malloc(k * sizeof(uint32_t));
     size_t hit = 0;
     for (size_t iq = 0; iq < nq; iq++) {
         const float *qv = queries + iq * d;
         CHECK_RC(ny_quant_query_prepare(qq, qv), NY_OK);
         for (size_t i = 0; i < n; i++) {
-            ex[i].d = (float)dref(m, qv, base + i * d, d);
-            ex[i].id = (uint32_t)i;
             ap[i].d = ny_quant_dist(qq, codes + i * cs);
             ap[i].id = (uint32_t)i;
         }
-        qsort(ex, n, sizeof(pair), cmp_pair);
         qsort(ap, n, sizeof(pair), cmp_pair);
         if (cand > k) {
-            for (size_t i = 0; i < cand; i++) ap[i].d = (float)dref(m, qv, base + ap[i].id * d, d);
+            for (size_t i = 0; i < cand; i++) ap[i].d = fdist(m, qv, base + ap[i].id * d, d);
             qsort(ap, cand, sizeof(pair), cmp_pair);
         }
-        for (size_t i = 0; i < k; i++) {
-            truth[i] = ex[i].id;
-            got[i] = ap[i].id;
-        }
-        qsort(truth, k, sizeof(uint32_t), cmp_u32);
+        for (size_t i = 0; i < k; i++) got[i] = ap[i].id;
         qsort(got, k, sizeof(uint32_t), cmp_u32);
+        const uint32_t *tr = truth + iq * k;
         for (size_t i = 0, j = 0; i < k && j < k;) {
-            if (truth[i] == got[j]) {
+            if (tr[i] == got[j]) {
                 hit++;
                 i++;
                 j++;
-            } else if (truth[i] < got[j]) i++;
+            } else if (tr[i] < got[j]) i++;
             else j++;
         }
     }
     ny_quant_query_free(qq);
     free(codes);
-    free(ex);
     free(ap);
-    free(truth);
     free(got);
     return (double)hit / (double)(nq * k);
 }
 
 TEST(sq8_recall_at_10)
 {
-    size_t d = 128, n = t_n(20000, 3000), nq = t_n(100, 30);
+    size_t d = 128, n = t_n(10000, 2500), nq = t_n(60, 30);
     float *base = clustered(n, d, 64, 0.35f, 2024);
     float *queries = clustered(nq, d, 64, 0.35f, 2025);
     struct { ny_metric m; int per_dim; } cases[] = {
@@ -731,8 +749,10 @@ TEST(sq8_recall_at_10)
         /* Train on the first 10 %, as an index would at its first seal. */
         CHECK_RC(ny_quant_train(&cfg, cases[c].m, d, base, n / 10, &q), NY_OK);
         REQUIRE(q);
-        double r0 = recall(q, cases[c].m, base, n, queries, nq, d, 10, 0);
-        double r3 = recall(q, cases[c].m, base, n, queries, nq, d, 10, 30);
+        uint32_t *truth = truth_topk(cases[c].m, base, n, queries, nq, d, 10);
+        double r0 = recall(q, cases[c].m, base, n, queries, nq, d, 10, 0, truth);
+        double r3 = recall(q, cases[c].m, base, n, queries, nq, d, 10, 30, truth);
+        free(truth);
         printf("    sq8 %s per_dim=%d n=%zu: recall@10 %.4f, rescored x3 %.4f\n", ny_metric_name(cases[c].m),
                cases[c].per_dim, n, r0, r3);
         CHECKF(r0 >= 0.90, "sq8 %s per_dim=%d recall %.4f", ny_metric_name(cases[c].m), cases[c].per_dim, r0);
@@ -744,15 +764,45 @@ TEST(sq8_recall_at_10)
     free(queries);
 }
 
+TEST(sq8_recall_768_embeddings)
+{
+    size_t d = 768, n = t_n(6000, 1500), nq = t_n(30, 20);
+    float *base = embedded(n, d, 48, 1, 199);
+    float *queries = embedded(nq, d, 48, 1, 198);
+    ny_metric ms[] = {NY_COSINE, NY_L2};
+    for (int mi = 0; mi < 2; mi++) {
+        uint32_t *truth = truth_topk(ms[mi], base, n, queries, nq, d, 10);
+        for (int pd = 0; pd < 2; pd++) {
+            ny_quant_config cfg;
+            ny_quant_config_init(&cfg, NY_QUANT_SQ8);
+            cfg.per_dim = pd;
+            ny_quant *q = NULL;
+            CHECK_RC(ny_quant_train(&cfg, ms[mi], d, base, n / 10, &q), NY_OK);
+            REQUIRE(q);
+            double r0 = recall(q, ms[mi], base, n, queries, nq, d, 10, 0, truth);
+            double r3 = recall(q, ms[mi], base, n, queries, nq, d, 10, 30, truth);
+            printf("    sq8 768-d %s per_dim=%d n=%zu: recall@10 %.4f, rescored x3 %.4f\n", ny_metric_name(ms[mi]), pd, n,
+                   r0, r3);
+            CHECKF(r0 >= 0.90 && r3 >= 0.99, "sq8 768-d %s per_dim=%d recall %.4f / %.4f", ny_metric_name(ms[mi]), pd,
+                   r0, r3);
+            ny_quant_free(q);
+        }
+        free(truth);
+    }
+    free(base);
+    free(queries);
+}
+
 TEST(binary_recall_768_rescored)
 {
-    size_t d = 768, n = t_n(10000, 2000), nq = t_n(50, 20);
+    size_t d = 768, n = t_n(8000, 2000), nq = t_n(40, 20);
     float *base = embedded(n, d, 48, 1, 99);
     float *queries = embedded(nq, d, 48, 1, 98);
     for (size_t i = 0; i < n; i++) ny_normalize(base + i * d, d);
     for (size_t i = 0; i < nq; i++) ny_normalize(queries + i * d, d);
     ny_metric ms[] = {NY_COSINE, NY_L2};
-    for (int mi = 0; mi < 2; mi++)
+    for (int mi = 0; mi < 2; mi++) {
+        uint32_t *truth = truth_topk(ms[mi], base, n, queries, nq, d, 10);
         for (int bits = 1; bits <= 8; bits *= 4) {
             ny_quant_config cfg;
             ny_quant_config_init(&cfg, NY_QUANT_BINARY);
@@ -760,13 +810,15 @@ TEST(binary_recall_768_rescored)
             ny_quant *q = NULL;
             CHECK_RC(ny_quant_train(&cfg, ms[mi], d, base, n / 10, &q), NY_OK);
             REQUIRE(q);
-            double r0 = recall(q, ms[mi], base, n, queries, nq, d, 10, 0);
-            double r10 = recall(q, ms[mi], base, n, queries, nq, d, 10, 100);
+            double r0 = recall(q, ms[mi], base, n, queries, nq, d, 10, 0, truth);
+            double r10 = recall(q, ms[mi], base, n, queries, nq, d, 10, 100, truth);
             printf("    binary %s query_bits=%d n=%zu: recall@10 %.4f, rescored x10 %.4f\n", ny_metric_name(ms[mi]),
                    cfg.query_bits, n, r0, r10);
             if (cfg.query_bits == 4) CHECKF(r10 >= 0.90, "binary %s rescored recall %.4f", ny_metric_name(ms[mi]), r10);
             ny_quant_free(q);
         }
+        free(truth);
+    }
     free(base);
     free(queries);
 }
