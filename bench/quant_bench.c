@@ -166,8 +166,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s [vectors_128 >= 256 [vectors_768 >= 256 [lookups >= 32]]]\n", argv[0]);
         return 2;
     }
-    printf("quant_bench: float kernels %s, sq8 kernel %s, binary kernel %s; ns per distance\n",
-           ny_simd_name(ny_simd_active()), ny_qk_name(ny_qk_sq8_level()), ny_qk_name(ny_qk_bin_level()));
+    char load[64] = "?";
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (!fgets(load, sizeof load, f)) strcpy(load, "?");
+        fclose(f);
+        load[strcspn(load, "\n")] = 0;
+    }
+    printf("quant_bench: float kernels %s, sq8 kernel %s, binary kernel %s; ns per distance; loadavg %s on %d CPUs\n",
+           ny_simd_name(ny_simd_active()), ny_qk_name(ny_qk_sq8_level()), ny_qk_name(ny_qk_bin_level()), load,
+           ny_cpu_count());
     run_dim(128, n128, m);
     run_dim(768, n768, m);
     return 0;

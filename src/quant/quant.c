@@ -494,6 +494,7 @@ static void encode_one(const ny_quant *q, const float *x, uint8_t *code)
 
 int ny_quant_encode(const ny_quant *q, const float *vec, uint8_t *code)
 {
+    if (!q || !vec || !code) return ny_error(NY_EINVAL, "NULL argument to ny_quant_encode");
     return ny_quant_encode_batch(q, vec, 1, code, q->code_size);
 }
 

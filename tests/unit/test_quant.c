@@ -586,6 +586,9 @@ TEST(invalid_arguments)
     float bad[4] = {1, INFINITY, 0, 0};
     CHECK_RC(ny_quant_encode(q, bad, code), NY_EINVAL);
     CHECK_RC(ny_quant_encode_batch(q, x, 2, code, 3), NY_EINVAL);
+    CHECK_RC(ny_quant_encode(NULL, x, code), NY_EINVAL);
+    CHECK_RC(ny_quant_encode(q, x, NULL), NY_EINVAL);
+    CHECK_RC(ny_quant_query_new(NULL, NULL), NY_EINVAL);
     ny_quant_query *qq = NULL;
     CHECK_RC(ny_quant_query_new(q, &qq), NY_OK);
     CHECK_RC(ny_quant_query_prepare(qq, bad), NY_EINVAL);
