@@ -46,6 +46,7 @@
 #include <string.h>
 
 #include "common/common.h"
+#include "distance/distance.h"
 #include "quant/quant.h"
 
 #define SQ8_MAX_DIM 65536u
@@ -711,6 +712,58 @@ void ny_quant_dist_batch(const ny_quant_query *qq, const uint8_t *base, size_t s
         }
         out[i] = ny_quant_dist(qq, base + (size_t)ids[i] * stride);
     }
+}
+
+/* ===== Rescoring ======================================================== */
+
+typedef struct { float d; uint32_t id; } rs_pair;
+
+static int rs_cmp(const void *a, const void *b)
+{
+    const rs_pair *x = a, *y = b;
+    if (x->d != y->d) return x->d < y->d ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+int ny_quant_rescore(ny_metric metric, size_t dim, const float *query, const uint32_t *ids, size_t n,
+                     ny_vec_get_fn get, void *ctx, size_t k, uint32_t *out_ids, float *out_dists)
+{
+    if (!query || (!ids && n) || !get || (!out_ids && k))
+        return ny_error(NY_EINVAL, "NULL argument to ny_quant_rescore");
+    if (metric != NY_L2 && metric != NY_DOT && metric != NY_COSINE)
+        return ny_error(NY_EINVAL, "unknown metric %d", (int)metric);
+    if (dim == 0) return ny_error(NY_EINVAL, "dimension is 0");
+    if (n > INT32_MAX) return ny_error(NY_EINVAL, "too many candidates (%zu)", n);
+    if (n == 0 || k == 0) return 0;
+    rs_pair *p = malloc(n * sizeof *p);
+    float *qn = NULL;
+    if (!p || (metric == NY_COSINE && !(qn = malloc(dim * sizeof(float))))) {
+        free(p);
+        return ny_error(NY_ENOMEM, "out of memory rescoring");
+    }
+    if (qn) {
+        memcpy(qn, query, dim * sizeof(float));
+        ny_normalize(qn, dim);
+        query = qn;
+    }
+    ny_dist_fn dist = ny_dist_get(metric);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        const float *v = get(ctx, ids[i]);
+        if (!v) continue;
+        p[m].d = dist(query, v, dim);
+        p[m].id = ids[i];
+        m++;
+    }
+    qsort(p, m, sizeof *p, rs_cmp);
+    size_t out = m < k ? m : k;
+    for (size_t i = 0; i < out; i++) {
+        out_ids[i] = p[i].id;
+        if (out_dists) out_dists[i] = p[i].d;
+    }
+    free(p);
+    free(qn);
+    return (int)out;
 }
 
 /* ===== Serialization ==================================================== */

@@ -107,6 +107,19 @@ float ny_quant_dist(const ny_quant_query *qq, const uint8_t *code);
 void ny_quant_dist_batch(const ny_quant_query *qq, const uint8_t *base, size_t stride,
                          const uint32_t *ids, size_t n, float *out);
 
+/* ===== Rescoring ======================================================== */
+
+/* Returns the float vector of id as the index stores it (normalised for
+ * COSINE), or NULL if id is gone (it is then skipped). */
+typedef const float *(*ny_vec_get_fn)(void *ctx, uint32_t id);
+
+/* Re-ranks n candidates (typically oversampling * k ids found on codes) by
+ * exact float distance to query (normalised internally for COSINE) and
+ * writes the best min(k, found) nearest first, ties by id.  Returns that
+ * count, or a negative NY_E* code.  out_dists may be NULL. */
+int ny_quant_rescore(ny_metric metric, size_t dim, const float *query, const uint32_t *ids, size_t n,
+                     ny_vec_get_fn get, void *ctx, size_t k, uint32_t *out_ids, float *out_dists);
+
 /* ===== Serialization ==================================================== *
  * Little-endian: "NYQUANT1", u32 version, u32 kind, u32 metric, u32 dim,
  * u32 per_dim, u32 centered, u32 query_bits, f32 quantile, u32 nparams,

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "common/common.h"
 #include "nearly.h"
 #include "quant/quant.h"
 #include "t.h"
@@ -872,4 +873,143 @@ TEST(config_json)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CHECKF(ny_quant_config_from_json(bad[i], &c, NULL) == NY_EINVAL, "accepted %s", bad[i]);
     CHECK_RC(ny_quant_config_from_json(NULL, &c, NULL), NY_EINVAL);
+}
+
+/* ===== Rescoring, batches, crafted blocks ================================ */
+
+typedef struct { const float *base; size_t d; uint32_t gone; } vec_ctx;
+
+static const float *get_vec(void *ctx, uint32_t id)
+{
+    vec_ctx *c = ctx;
+    return id == c->gone ? NULL : c->base + (size_t)id * c->d;
+}
+
+TEST(rescore_matches_brute_force)
+{
+    size_t n = 500, d = 33;
+    float *x = clustered(n, d, 4, 0.3f, 31), *qv = clustered(1, d, 4, 0.3f, 32);
+    ny_metric ms[] = {NY_L2, NY_DOT, NY_COSINE};
+    uint32_t *ids = malloc(n * sizeof(uint32_t));
+    for (size_t i = 0; i < n; i++) ids[i] = (uint32_t)(n - 1 - i);
+    for (int mi = 0; mi < 3; mi++) {
+        float *base = malloc(n * d * sizeof(float));
+        memcpy(base, x, n * d * sizeof(float));
+        if (ms[mi] == NY_COSINE)
+            for (size_t i = 0; i < n; i++) ny_normalize(base + i * d, d);
+        vec_ctx ctx = {base, d, 7};
+        uint32_t out[20];
+        float od[20];
+        int got = ny_quant_rescore(ms[mi], d, qv, ids, n, get_vec, &ctx, 20, out, od);
+        CHECK(got == 20);
+        /* Brute force without id 7. */
+        pair *ex = malloc(n * sizeof(pair));
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (i == 7) continue;
+            ex[m].d = (float)dref(ms[mi], qv, base + i * d, d);
+            ex[m].id = (uint32_t)i;
+            m++;
+        }
+        qsort(ex, m, sizeof(pair), cmp_pair);
+        for (int i = 0; i < got; i++) {
+            CHECKF(fabs(od[i] - ex[i].d) <= 1e-4 * (1 + fabs(ex[i].d)), "%s rank %d: %g vs %g", ny_metric_name(ms[mi]),
+                   i, od[i], ex[i].d);
+            CHECK(out[i] != 7);
+            if (i) CHECK(od[i] >= od[i - 1]);
+        }
+        CHECK(out[0] == ex[0].id);
+        /* Fewer candidates than k. */
+        CHECK(ny_quant_rescore(ms[mi], d, qv, ids, 5, get_vec, &ctx, 20, out, NULL) == 5);
+        CHECK(ny_quant_rescore(ms[mi], d, qv, ids, 0, get_vec, &ctx, 20, out, NULL) == 0);
+        free(ex);
+        free(base);
+    }
+    CHECK(ny_quant_rescore(NY_L2, d, NULL, ids, n, get_vec, NULL, 5, ids, NULL) == NY_EINVAL);
+    CHECK(ny_quant_rescore(NY_L2, 0, qv, ids, n, get_vec, NULL, 5, ids, NULL) == NY_EINVAL);
+    free(ids);
+    free(x);
+    free(qv);
+}
+
+TEST(binary_batch_equals_single)
+{
+    size_t n = 100, d = 200;
+    float *x = clustered(n, d, 4, 0.3f, 41);
+    ny_quant_config cfg;
+    ny_quant_config_init(&cfg, NY_QUANT_BINARY);
+    ny_quant *q = NULL;
+    CHECK_RC(ny_quant_train(&cfg, NY_DOT, d, x, n, &q), NY_OK);
+    REQUIRE(q);
+    size_t cs = ny_quant_code_size(q);
+    CHECK(cs == 4 * 8 + 12);
+    uint8_t *codes = malloc(n * cs);
+    CHECK_RC(ny_quant_encode_batch(q, x, n, codes, cs), NY_OK);
+    ny_quant_query *qq;
+    CHECK_RC(ny_quant_query_new(q, &qq), NY_OK);
+    CHECK_RC(ny_quant_query_prepare(qq, x + 5 * d), NY_OK);
+    uint32_t ids[64];
+    float out[64];
+    for (int i = 0; i < 64; i++) ids[i] = (uint32_t)((i * 37) % n);
+    ny_quant_dist_batch(qq, codes, cs, ids, 64, out);
+    for (int i = 0; i < 64; i++) CHECK(out[i] == ny_quant_dist(qq, codes + ids[i] * cs));
+    ny_quant_query_free(qq);
+    ny_quant_free(q);
+    free(codes);
+    free(x);
+}
+
+/* Blocks with a valid checksum but invalid contents are rejected. */
+static void reseal(uint8_t *buf, size_t len)
+{
+    uint64_t h = ny_hash64(buf, len - 8);
+    memcpy(buf + len - 8, &h, 8);
+}
+
+TEST(deserialize_rejects_crafted_blocks)
+{
+    float x[8] = {1, 2, 3, 4, 5, 6, 7, 9};
+    ny_quant_config cfg;
+    ny_quant_config_init(&cfg, NY_QUANT_SQ8);
+    cfg.per_dim = 1;
+    ny_quant *q = NULL, *r = NULL;
+    CHECK_RC(ny_quant_train(&cfg, NY_L2, 4, x, 2, &q), NY_OK);
+    REQUIRE(q);
+    size_t sz = ny_quant_serialized_size(q);
+    uint8_t *good = malloc(sz), *b = malloc(sz);
+    CHECK_RC(ny_quant_serialize(q, good, sz), NY_OK);
+    struct { size_t off; uint32_t val; } edits[] = {
+        {8, 2},           /* version */
+        {12, 0},          /* kind none */
+        {12, 9},          /* kind unknown */
+        {16, 5},          /* metric */
+        {20, 0},          /* dim 0 */
+        {20, 3},          /* dim disagrees with nparams */
+        {24, 2},          /* per_dim flag */
+        {28, 7},          /* centered flag */
+        {32, 9},          /* query bits */
+        {36, 0x7fc00000}, /* quantile NaN */
+        {36, 0x40000000}, /* quantile 2.0 */
+        {40, 4},          /* nparams disagrees */
+        {44 + 16, 0},     /* step 0 */
+        {44 + 16, 0xbf800000}, /* step -1 */
+        {44, 0x7f800000}, /* lo inf */
+    };
+    for (size_t e = 0; e < sizeof edits / sizeof edits[0]; e++) {
+        memcpy(b, good, sz);
+        memcpy(b + edits[e].off, &edits[e].val, 4);
+        reseal(b, sz);
+        CHECKF(ny_quant_deserialize(b, sz, &r, NULL) == NY_ECORRUPT, "edit %zu accepted", e);
+        CHECK(r == NULL);
+    }
+    memcpy(b, good, sz);
+    memcpy(b, "NYQUANT2", 8);
+    reseal(b, sz);
+    CHECK_RC(ny_quant_deserialize(b, sz, &r, NULL), NY_ECORRUPT);
+    memcpy(b, good, sz);
+    CHECK_RC(ny_quant_deserialize(b, sz, &r, NULL), NY_OK);
+    ny_quant_free(r);
+    free(good);
+    free(b);
+    ny_quant_free(q);
 }
