@@ -29,6 +29,14 @@
  * it expands |q|^2 + |x|^2 - 2<q, x> with |x|^2 (of the decoded vector)
  * stored after the codes as a float.
  *
+ * SQ4 is the same scheme with codes 0..15 (centre 8), two per byte (byte j:
+ * dimension 2j in the low nibble, 2j+1 in the high one) and a query split
+ * into even and odd weights.  Dot products keep an 8-bit query.  L2 with
+ * a global range keeps the query at 1/16 of a code step, a_j in 0..240
+ * (so t_j ~ a_j / 16), w8_j = a_j - 128, and
+ *
+ *   256 sum (t_j - c_j)^2 ~ A + 256 k_x - 32 K,   k_x = sum c_j (c_j - 16).
+ *
  * Binary math.  r = x - m (m: trained mean or 0), bits b_j = r_j > 0,
  * signs s_j = 2 b_j - 1.  <v, r> is estimated as f_x <v, s> with
  * f_x = |r|^2 / |r|_1 (exact for v = r; RaBitQ's estimator without the
@@ -59,11 +67,15 @@ struct ny_quant {
     ny_metric metric;
     size_t dim;
     size_t code_size;
-    int mode;       /* SQ8_* */
+    int mode;       /* SQ8_* (SQ4 too) */
+    int bits;       /* SQ: 8 or 4 */
+    int maxcode;    /* SQ: 255 or 15 */
+    int center;     /* SQ: 128 or 8 */
+    size_t nbytes;  /* SQ: code bytes before the correction term */
     size_t nr;      /* SQ8: number of ranges (1 or dim) */
     float *lo;      /* SQ8: nr */
     float *step;    /* SQ8: nr */
-    float *mid;     /* SQ8: dim, lo_j + 128 step_j */
+    float *mid;     /* SQ8: dim, lo_j + center step_j */
     float *sdim;    /* SQ8: dim, step_j */
     float *mean;    /* BINARY: dim (zeros when not centered) */
     size_t nwords;  /* BINARY */
@@ -73,7 +85,7 @@ struct ny_quant_query {
     const ny_quant *q;
     /* Copies of q's fields read per candidate (one less dependent load). */
     int kind, mode, metric, qbits;
-    size_t dim, nwords;
+    size_t dim, nwords, nbytes;
     float *v;          /* dim: the (normalised) query */
     int8_t *w;         /* SQ8: dim */
     uint64_t *planes;  /* BINARY: query_bits * nwords */
@@ -121,6 +133,16 @@ ny_sq8_dot_fn ny_sq8_dot_kernel(ny_qk_level lv)
         return has_avx512bw() && __builtin_cpu_supports("avx512vnni") ? ny_sq8_dot_vnni : NULL;
     }
     return NULL;
+}
+
+ny_sq4_dot_fn ny_sq4_dot_kernel(ny_qk_level lv)
+{
+    ny_sq8_dot_fn f = ny_sq8_dot_kernel(lv);
+    if (!f) return NULL;
+    if (f == ny_sq8_dot_scalar) return ny_sq4_dot_scalar;
+    if (f == ny_sq8_dot_avx2) return ny_sq4_dot_avx2;
+    if (f == ny_sq8_dot_avx512) return ny_sq4_dot_avx512;
+    return ny_sq4_dot_vnni;
 }
 
 ny_hamming_fn ny_hamming_kernel(ny_qk_level lv)
@@ -181,8 +203,8 @@ void ny_quant_config_init(ny_quant_config *cfg, ny_quant_kind kind)
 static int check_config(const ny_quant_config *in, ny_metric metric, size_t dim, ny_quant_config *out)
 {
     if (!in) return ny_error(NY_EINVAL, "quantization config is missing");
-    if (in->kind != NY_QUANT_SQ8 && in->kind != NY_QUANT_BINARY)
-        return ny_error(NY_EINVAL, "quantization kind %d is not sq8 (1) or binary (2)", (int)in->kind);
+    if (in->kind != NY_QUANT_SQ8 && in->kind != NY_QUANT_BINARY && in->kind != NY_QUANT_SQ4)
+        return ny_error(NY_EINVAL, "quantization kind %d is not sq8 (1), binary (2) or sq4 (3)", (int)in->kind);
     if (metric != NY_L2 && metric != NY_DOT && metric != NY_COSINE)
         return ny_error(NY_EINVAL, "unknown metric %d", (int)metric);
     if (dim < 1 || dim > SQ8_MAX_DIM)
@@ -196,7 +218,7 @@ static int check_config(const ny_quant_config *in, ny_metric metric, size_t dim,
     if (out->query_bits == 0) out->query_bits = 4;
     out->per_dim = in->per_dim ? 1 : 0;
     out->centered = in->centered ? 1 : 0;
-    if (out->kind == NY_QUANT_SQ8) {
+    if (out->kind != NY_QUANT_BINARY) {
         out->centered = 0;
         out->query_bits = 0;
     } else {
@@ -214,10 +236,14 @@ static int quant_alloc(const ny_quant_config *cfg, ny_metric metric, size_t dim,
     q->cfg = *cfg;
     q->metric = metric;
     q->dim = dim;
-    if (cfg->kind == NY_QUANT_SQ8) {
+    if (cfg->kind != NY_QUANT_BINARY) {
+        q->bits = cfg->kind == NY_QUANT_SQ4 ? 4 : 8;
+        q->maxcode = (1 << q->bits) - 1;
+        q->center = 1 << (q->bits - 1);
+        q->nbytes = q->bits == 8 ? dim : (dim + 1) / 2;
         q->nr = cfg->per_dim ? dim : 1;
         q->mode = metric != NY_L2 ? SQ8_DOT : cfg->per_dim ? SQ8_L2_EXPAND : SQ8_L2_EXACT;
-        q->code_size = dim + (q->mode == SQ8_DOT ? 0 : 4);
+        q->code_size = q->nbytes + (q->mode == SQ8_DOT ? 0 : 4);
         q->lo = calloc(q->nr, sizeof(float));
         q->step = calloc(q->nr, sizeof(float));
         q->mid = calloc(dim, sizeof(float));
@@ -242,7 +268,7 @@ static void sq8_derive(ny_quant *q)
     for (size_t j = 0; j < q->dim; j++) {
         size_t r = q->nr == 1 ? 0 : j;
         q->sdim[j] = q->step[r];
-        q->mid[j] = q->lo[r] + 128.0f * q->step[r];
+        q->mid[j] = q->lo[r] + (float)q->center * q->step[r];
     }
 }
 
@@ -359,7 +385,7 @@ static int train_sq8(ny_quant *q, const float *sample, size_t n, float *tmp)
         quantile_range(buf, m, quant, &lo, &hi);
         free(buf);
         q->lo[0] = lo;
-        q->step[0] = (hi - lo) / 255.0f;
+        q->step[0] = (hi - lo) / (float)q->maxcode;
     } else {
         float *col = malloc(n * d * sizeof(float));
         float *one = malloc(n * sizeof(float));
@@ -378,7 +404,7 @@ static int train_sq8(ny_quant *q, const float *sample, size_t n, float *tmp)
             memcpy(one, col + j * n, n * sizeof(float));
             quantile_range(one, n, quant, &lo, &hi);
             q->lo[j] = lo;
-            q->step[j] = (hi - lo) / 255.0f;
+            q->step[j] = (hi - lo) / (float)q->maxcode;
         }
         free(col);
         free(one);
@@ -426,7 +452,7 @@ int ny_quant_train(const ny_quant_config *cfg, ny_metric metric, size_t dim,
         ny_quant_free(q);
         return ny_error(NY_ENOMEM, "out of memory for quantizer");
     }
-    if (c.kind == NY_QUANT_SQ8) {
+    if (c.kind != NY_QUANT_BINARY) {
         rc = train_sq8(q, sample, n, tmp);
     } else if (c.centered) {
         rc = train_binary(q, sample, n, tmp);
@@ -453,23 +479,25 @@ static inline int clamp_code(float t, int lo, int hi)
 static void encode_one(const ny_quant *q, const float *x, uint8_t *code)
 {
     size_t d = q->dim;
-    if (q->cfg.kind == NY_QUANT_SQ8) {
+    if (q->cfg.kind != NY_QUANT_BINARY) {
         int64_t k = 0;
         double n2 = 0;
+        if (q->bits == 4) memset(code, 0, q->nbytes);
         for (size_t j = 0; j < d; j++) {
             size_t r = q->nr == 1 ? 0 : j;
-            int c = clamp_code((x[j] - q->lo[r]) / q->step[r], 0, 255);
-            code[j] = (uint8_t)c;
-            k += (int64_t)c * (c - 256);
+            int c = clamp_code((x[j] - q->lo[r]) / q->step[r], 0, q->maxcode);
+            if (q->bits == 8) code[j] = (uint8_t)c;
+            else code[j / 2] |= (uint8_t)(c << (4 * (j & 1)));
+            k += (int64_t)c * (c - 2 * q->center);
             double xh = (double)q->lo[r] + (double)q->step[r] * c;
             n2 += xh * xh;
         }
         if (q->mode == SQ8_L2_EXACT) {
             int32_t k32 = (int32_t)k; /* |k| <= 16384 * 65536 < 2^31 */
-            memcpy(code + d, &k32, 4);
+            memcpy(code + q->nbytes, &k32, 4);
         } else if (q->mode == SQ8_L2_EXPAND) {
             float f = (float)n2;
-            memcpy(code + d, &f, 4);
+            memcpy(code + q->nbytes, &f, 4);
         }
         return;
     }
@@ -528,10 +556,11 @@ int ny_quant_encode_batch(const ny_quant *q, const float *vecs, size_t n, uint8_
 void ny_quant_decode(const ny_quant *q, const uint8_t *code, float *out)
 {
     size_t d = q->dim;
-    if (q->cfg.kind == NY_QUANT_SQ8) {
+    if (q->cfg.kind != NY_QUANT_BINARY) {
         for (size_t j = 0; j < d; j++) {
             size_t r = q->nr == 1 ? 0 : j;
-            out[j] = q->lo[r] + q->step[r] * (float)code[j];
+            int c = q->bits == 8 ? code[j] : (code[j / 2] >> (4 * (j & 1))) & 15;
+            out[j] = q->lo[r] + q->step[r] * (float)c;
         }
         return;
     }
@@ -567,19 +596,28 @@ int ny_quant_query_new(const ny_quant *q, ny_quant_query **out)
     qq->dim = q->dim;
     qq->nwords = q->nwords;
     qq->v = malloc(q->dim * sizeof(float));
-    if (q->cfg.kind == NY_QUANT_SQ8) {
-        qq->w = malloc(q->dim);
-        qq->dot = ny_sq8_dot_kernel(ny_qk_sq8_level());
+    if (q->cfg.kind != NY_QUANT_BINARY) {
+        qq->w = calloc(2 * q->nbytes, 1); /* SQ4: even then odd weights */
+        qq->nbytes = q->nbytes;
+        if (q->bits == 8) qq->dot = ny_sq8_dot_kernel(ny_qk_sq8_level());
+        else qq->dot = ny_sq4_dot_kernel(ny_qk_sq8_level());
     } else {
         qq->planes = calloc((size_t)q->cfg.query_bits * q->nwords, sizeof(uint64_t));
         qq->asym = ny_bin_asym_kernel(ny_qk_bin_level());
     }
-    if (!qq->v || (q->cfg.kind == NY_QUANT_SQ8 ? !qq->w : !qq->planes)) {
+    if (!qq->v || (q->cfg.kind != NY_QUANT_BINARY ? !qq->w : !qq->planes)) {
         ny_quant_query_free(qq);
         return ny_error(NY_ENOMEM, "out of memory for a prepared query");
     }
     *out = qq;
     return NY_OK;
+}
+
+/* Position of dimension j's weight in qq->w: SQ8 in order, SQ4 even
+ * dimensions first, then odd ones. */
+static inline size_t wpos(const ny_quant *q, size_t j)
+{
+    return q->bits == 8 ? j : (j & 1) * q->nbytes + j / 2;
 }
 
 static void prepare_sq8(ny_quant_query *qq)
@@ -591,14 +629,15 @@ static void prepare_sq8(ny_quant_query *qq)
         int64_t a2 = 0;
         float lo = q->lo[0], step = q->step[0];
         for (size_t j = 0; j < d; j++) {
-            /* Same expression as encode_one: a query equal to a stored
-             * vector gets the same codes. */
-            int a = clamp_code((v[j] - lo) / step, 0, 255);
-            qq->w[j] = (int8_t)(a - 128);
+            /* SQ8: same expression as encode_one, so a query equal to a
+             * stored vector gets the same codes.  SQ4: 1/16 of a step. */
+            int a = q->bits == 8 ? clamp_code((v[j] - lo) / step, 0, 255)
+                                 : clamp_code((v[j] - lo) / step * 16.0f, 0, 240);
+            qq->w[wpos(q, j)] = (int8_t)(a - 128);
             a2 += (int64_t)a * a;
         }
         qq->a2 = a2;
-        qq->s2 = q->step[0] * q->step[0];
+        qq->s2 = q->step[0] * q->step[0] / (q->bits == 8 ? 1.0f : 256.0f);
         return;
     }
     float mx = 0;
@@ -613,11 +652,11 @@ static void prepare_sq8(ny_quant_query *qq)
     int64_t sw = 0;
     for (size_t j = 0; j < d; j++) {
         int w = clamp_code(v[j] * q->sdim[j] * inv, -127, 127);
-        qq->w[j] = (int8_t)w;
+        qq->w[wpos(q, j)] = (int8_t)w;
         sw += w;
     }
     qq->alpha = alpha;
-    qq->cst = (float)(qm - 128.0 * (double)alpha * (double)sw);
+    qq->cst = (float)(qm - (double)q->center * (double)alpha * (double)sw);
     qq->qn2 = (float)qn2;
 }
 
@@ -665,25 +704,27 @@ int ny_quant_query_prepare(ny_quant_query *qq, const float *query)
     if (!ny_all_finite(query, q->dim)) return ny_error(NY_EINVAL, "query has a NaN or infinite component");
     memcpy(qq->v, query, q->dim * sizeof(float));
     if (q->metric == NY_COSINE) ny_normalize(qq->v, q->dim);
-    if (q->cfg.kind == NY_QUANT_SQ8) prepare_sq8(qq);
+    if (q->cfg.kind != NY_QUANT_BINARY) prepare_sq8(qq);
     else prepare_binary(qq);
     return NY_OK;
 }
 
 float ny_quant_dist(const ny_quant_query *qq, const uint8_t *code)
 {
-    if (qq->kind == NY_QUANT_SQ8) {
-        size_t d = qq->dim;
-        int32_t k = qq->dot(qq->w, code, d);
+    if (qq->kind != NY_QUANT_BINARY) {
+        size_t nb = qq->nbytes;
+        int32_t k = qq->dot(qq->w, code, nb);
         if (qq->mode == SQ8_L2_EXACT) {
             int32_t kx;
-            memcpy(&kx, code + d, 4);
-            return qq->s2 * (float)(qq->a2 + kx - 2 * (int64_t)k);
+            memcpy(&kx, code + nb, 4);
+            /* SQ8: A + k_x - 2K.  SQ4: A + 256 k_x - 32 K (s2 has the 1/256). */
+            if (qq->kind == NY_QUANT_SQ8) return qq->s2 * (float)(qq->a2 + kx - 2 * (int64_t)k);
+            return qq->s2 * (float)(qq->a2 + 256 * (int64_t)kx - 32 * (int64_t)k);
         }
         float ip = qq->cst + qq->alpha * (float)k;
         if (qq->mode == SQ8_DOT) return -ip;
         float xn2;
-        memcpy(&xn2, code + d, 4);
+        memcpy(&xn2, code + nb, 4);
         return qq->qn2 + xn2 - 2.0f * ip;
     }
     size_t nw = qq->nwords;
@@ -772,7 +813,7 @@ int ny_quant_rescore(ny_metric metric, size_t dim, const float *query, const uin
 
 static size_t nparams(const ny_quant *q)
 {
-    if (q->cfg.kind == NY_QUANT_SQ8) return 2 * q->nr;
+    if (q->cfg.kind != NY_QUANT_BINARY) return 2 * q->nr;
     return q->cfg.centered ? q->dim : 0;
 }
 
@@ -814,7 +855,7 @@ int ny_quant_serialize(const ny_quant *q, void *buf, size_t cap)
     p += 4;
     size_t np = nparams(q);
     put32(&p, (uint32_t)np);
-    if (q->cfg.kind == NY_QUANT_SQ8) {
+    if (q->cfg.kind != NY_QUANT_BINARY) {
         memcpy(p, q->lo, 4 * q->nr);
         memcpy(p + 4 * q->nr, q->step, 4 * q->nr);
     } else if (np) {
@@ -866,7 +907,7 @@ int ny_quant_deserialize(const void *buf, size_t len, ny_quant **out, size_t *us
         ny_quant_free(q);
         return ny_error(NY_ECORRUPT, "quantizer block has %u parameters, expected %zu", np, nparams(q));
     }
-    if (c.kind == NY_QUANT_SQ8) {
+    if (c.kind != NY_QUANT_BINARY) {
         memcpy(q->lo, p, 4 * q->nr);
         memcpy(q->step, p + 4 * q->nr, 4 * q->nr);
         for (size_t r = 0; r < q->nr; r++)

@@ -11,6 +11,8 @@
  *           with w signed 8-bit (the prepared query) and c the code, which
  *           maps to AVX-512 VNNI vpdpbusd.  L2 with a global range is the
  *           exact integer sum((a_j - c_j)^2) of the query's own codes a.
+ *   SQ4     the same with 4-bit codes (0..15), two dimensions per byte:
+ *           half the bytes of SQ8 for traversal, coarser (rescore more).
  *   BINARY  one bit per dimension: b_j = (x_j > mean_j) (mean trained, or
  *           0), packed little-endian into uint64 words.  The query is kept
  *           at 1..8 bits per dimension (bit planes) and scored against the
@@ -40,14 +42,14 @@
 
 /* ===== Configuration and training ======================================= */
 
-typedef enum { NY_QUANT_NONE = 0, NY_QUANT_SQ8 = 1, NY_QUANT_BINARY = 2 } ny_quant_kind;
+typedef enum { NY_QUANT_NONE = 0, NY_QUANT_SQ8 = 1, NY_QUANT_BINARY = 2, NY_QUANT_SQ4 = 3 } ny_quant_kind;
 
 typedef struct ny_quant_config {
     ny_quant_kind kind;
-    /* SQ8: 1 = one range per dimension, 0 = one range for all dimensions
+    /* SQ8/SQ4: 1 = one range per dimension, 0 = one range for all dimensions
      * (Qdrant's scheme; gives exact integer L2). */
     int per_dim;
-    /* SQ8: fraction of values kept inside the range, in (0, 1].  0.99 takes
+    /* SQ8/SQ4: fraction of values kept inside the range, in (0, 1].  0.99 takes
      * the range from the 0.5 % and 99.5 % quantiles; 1 (or 0: default)
      * takes the min and max. */
     float quantile;
@@ -59,7 +61,8 @@ typedef struct ny_quant_config {
     int query_bits;
 } ny_quant_config;
 
-/* Defaults: SQ8 global range, quantile 0.99; BINARY centered, 4-bit query. */
+/* Defaults: SQ8/SQ4 global range, quantile 0.99; BINARY centered, 4-bit
+ * query. */
 void ny_quant_config_init(ny_quant_config *cfg, ny_quant_kind kind);
 
 typedef struct ny_quant ny_quant;
@@ -124,7 +127,7 @@ int ny_quant_rescore(ny_metric metric, size_t dim, const float *query, const uin
  * Little-endian: "NYQUANT1", u32 version, u32 kind, u32 metric, u32 dim,
  * u32 per_dim, u32 centered, u32 query_bits, f32 quantile, u32 nparams,
  * f32 params[nparams], u64 ny_hash64 of every preceding byte.
- * SQ8 params: lo[r], step[r] (r = dim per-dimension, else 1); BINARY:
+ * SQ8/SQ4 params: lo[r], step[r] (r = dim per-dimension, else 1); BINARY:
  * mean[dim] when centered, else none. */
 
 #define NY_QUANT_FORMAT_VERSION 1
@@ -138,8 +141,9 @@ int ny_quant_deserialize(const void *buf, size_t len, ny_quant **out, size_t *us
 
 /* ===== Qdrant's quantization_config (JSON) ============================= *
  * Accepted (one key):
- *   {"scalar": {"type": "int8", "quantile": 0.5..1, "always_ram": bool,
- *               "per_dimension": bool}}      per_dimension: Nearly's extension
+ *   {"scalar": {"type": "int8" | "int4", "quantile": 0.5..1,
+ *               "always_ram": bool, "per_dimension": bool}}
+ *                          ("int4" and per_dimension are Nearly's extensions)
  *   {"binary": {"always_ram": bool, "encoding": "one_bit",
  *               "query_encoding": "default" | "binary" | "scalar4bits" |
  *                                 "scalar8bits"}}
@@ -166,6 +170,9 @@ typedef enum {
 
 /* sum_j w[j] * c[j] over d bytes; |result| < 2^31 for d <= 65536. */
 typedef int32_t (*ny_sq8_dot_fn)(const int8_t *w, const uint8_t *c, size_t d);
+/* SQ4: sum_j w[j] * (c[j] & 15) + w[nb + j] * (c[j] >> 4) over nb code
+ * bytes (byte j holds dimension 2j low, 2j+1 high). */
+typedef int32_t (*ny_sq4_dot_fn)(const int8_t *w, const uint8_t *c, size_t nb);
 /* popcount(a ^ b) over nwords 64-bit words (any alignment). */
 typedef uint64_t (*ny_hamming_fn)(const uint64_t *a, const uint64_t *b, size_t nwords);
 /* sum_k 2^k * popcount(planes[k * nwords + i] & b[i]) for k < nplanes. */
@@ -174,6 +181,7 @@ typedef uint64_t (*ny_bin_asym_fn)(const uint64_t *planes, size_t nplanes, const
 
 /* The kernels of one level, NULL if this CPU lacks it. */
 ny_sq8_dot_fn ny_sq8_dot_kernel(ny_qk_level lv);
+ny_sq4_dot_fn ny_sq4_dot_kernel(ny_qk_level lv);
 ny_hamming_fn ny_hamming_kernel(ny_qk_level lv);
 ny_bin_asym_fn ny_bin_asym_kernel(ny_qk_level lv);
 /* Best level of this CPU for SQ8 / binary kernels, capped by NEARLY_SIMD
@@ -188,6 +196,10 @@ int32_t ny_sq8_dot_scalar(const int8_t *w, const uint8_t *c, size_t d);
 int32_t ny_sq8_dot_avx2(const int8_t *w, const uint8_t *c, size_t d);
 int32_t ny_sq8_dot_avx512(const int8_t *w, const uint8_t *c, size_t d);
 int32_t ny_sq8_dot_vnni(const int8_t *w, const uint8_t *c, size_t d);
+int32_t ny_sq4_dot_scalar(const int8_t *w, const uint8_t *c, size_t nb);
+int32_t ny_sq4_dot_avx2(const int8_t *w, const uint8_t *c, size_t nb);
+int32_t ny_sq4_dot_avx512(const int8_t *w, const uint8_t *c, size_t nb);
+int32_t ny_sq4_dot_vnni(const int8_t *w, const uint8_t *c, size_t nb);
 uint64_t ny_hamming_scalar(const uint64_t *a, const uint64_t *b, size_t n);
 uint64_t ny_hamming_popcnt(const uint64_t *a, const uint64_t *b, size_t n);
 uint64_t ny_hamming_vpopcnt(const uint64_t *a, const uint64_t *b, size_t n);

@@ -42,8 +42,9 @@ static int parse_scalar(json_t *o, ny_quant_config *cfg, int *always_ram)
     json_t *t = json_object_get(o, "type");
     if (!t || !json_is_string(t))
         return ny_error(NY_EINVAL, "quantization_config.scalar: \"type\" is required (\"int8\")");
-    if (strcmp(json_string_value(t), "int8") != 0)
-        return ny_error(NY_EINVAL, "quantization_config.scalar.type \"%s\" is not supported (only \"int8\")",
+    if (!strcmp(json_string_value(t), "int4")) cfg->kind = NY_QUANT_SQ4;
+    else if (strcmp(json_string_value(t), "int8") != 0)
+        return ny_error(NY_EINVAL, "quantization_config.scalar.type \"%s\" is not supported (\"int8\" or \"int4\")",
                         json_string_value(t));
     json_t *q = json_object_get(o, "quantile");
     if (q && !json_is_null(q)) {
@@ -123,8 +124,8 @@ int ny_quant_config_to_json(const ny_quant_config *cfg, int always_ram, char **o
         json_decref(root);
         return ny_error(NY_ENOMEM, "out of memory");
     }
-    if (cfg->kind == NY_QUANT_SQ8) {
-        json_object_set_new(inner, "type", json_string("int8"));
+    if (cfg->kind == NY_QUANT_SQ8 || cfg->kind == NY_QUANT_SQ4) {
+        json_object_set_new(inner, "type", json_string(cfg->kind == NY_QUANT_SQ4 ? "int4" : "int8"));
         /* Round-trip through float: print the float's shortest decimal. */
         char buf[32];
         snprintf(buf, sizeof buf, "%.6g", (double)(cfg->quantile > 0 ? cfg->quantile : 1.0f));

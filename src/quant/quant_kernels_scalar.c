@@ -77,3 +77,13 @@ POPCNT uint64_t ny_bin_asym_popcnt(const uint64_t *p, size_t np, const uint64_t 
     default: ASYM_POPCNT_BODY(8);
     }
 }
+
+/* SQ4: byte j of c holds dimension 2j in its low nibble and 2j+1 in its
+ * high nibble; w holds the even-dimension weights (nb) then the odd ones
+ * (nb). */
+int32_t ny_sq4_dot_scalar(const int8_t *w, const uint8_t *c, size_t nb)
+{
+    int32_t s = 0;
+    for (size_t j = 0; j < nb; j++) s += (int32_t)w[j] * (c[j] & 15) + (int32_t)w[nb + j] * (c[j] >> 4);
+    return s;
+}

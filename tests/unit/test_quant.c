@@ -175,6 +175,38 @@ TEST(sq8_kernel_all_levels_exact)
     free(cb);
 }
 
+TEST(sq4_kernel_all_levels_exact)
+{
+    size_t maxb = 512; /* 1024 dimensions */
+    unsigned long long seed = 8;
+    int8_t *wb = malloc(2 * maxb + 64);
+    uint8_t *cb = malloc(maxb + 64);
+    for (size_t i = 0; i < 2 * maxb + 64; i++) wb[i] = (int8_t)(int)(t_rand(&seed) % 256 - 128);
+    for (size_t i = 0; i < maxb + 64; i++) cb[i] = (uint8_t)(t_rand(&seed) % 256);
+    for (int lv = NY_QK_SCALAR; lv <= NY_QK_AVX512X; lv++) {
+        ny_sq4_dot_fn f = ny_sq4_dot_kernel((ny_qk_level)lv);
+        if (!f) continue;
+        int bad = 0;
+        static const size_t offs[][2] = {{0, 0}, {1, 3}, {5, 0}, {0, 7}};
+        for (size_t o = 0; o < sizeof offs / sizeof offs[0]; o++) {
+            const int8_t *w = wb + offs[o][0];
+            const uint8_t *c = cb + offs[o][1];
+            for (size_t nb = 1; nb <= maxb && bad < 5; nb++) {
+                int64_t ref = 0;
+                for (size_t i = 0; i < nb; i++) ref += (int64_t)w[i] * (c[i] & 15) + (int64_t)w[nb + i] * (c[i] >> 4);
+                int32_t got = f(w, c, nb);
+                if (got != ref) {
+                    bad++;
+                    CHECKF(0, "sq4 %s nb=%zu off=%zu/%zu: %d vs %lld", ny_qk_name((ny_qk_level)lv), nb, offs[o][0],
+                           offs[o][1], got, (long long)ref);
+                }
+            }
+        }
+    }
+    free(wb);
+    free(cb);
+}
+
 TEST(binary_kernels_all_levels_exact)
 {
     size_t maxw = 64; /* 4096 bits */
@@ -253,13 +285,19 @@ static const size_t k_dims[] = {1,   2,   3,   4,   5,   6,   7,   8,   9,   10,
                                  95,  96,  97,  127, 128, 129, 191, 192, 193, 255, 256, 257, 300, 319, 320, 383,
                                  384, 385, 511, 512, 513, 700, 767, 768, 769, 1000, 1023, 1024};
 
-static void check_sq8_estimates(ny_metric m, int per_dim, size_t d)
+static int code_at(ny_quant_kind kind, const uint8_t *c, size_t j)
 {
+    return kind == NY_QUANT_SQ8 ? c[j] : (c[j / 2] >> (4 * (j & 1))) & 15;
+}
+
+static void check_sq8_estimates(ny_quant_kind kind, ny_metric m, int per_dim, size_t d)
+{
+    double center = kind == NY_QUANT_SQ8 ? 128 : 8;
     size_t n = 40;
     unsigned long long seed = 100 + d;
     float *x = clustered(n, d, 4, 0.3f, seed);
     ny_quant_config cfg;
-    ny_quant_config_init(&cfg, NY_QUANT_SQ8);
+    ny_quant_config_init(&cfg, kind);
     cfg.per_dim = per_dim;
     cfg.quantile = 1.0f;
     ny_quant *q = NULL;
@@ -295,9 +333,18 @@ static void check_sq8_estimates(ny_metric m, int per_dim, size_t d)
         float got = ny_quant_dist(qq, c);
         double ref, tol;
         if (m == NY_L2 && !per_dim) {
-            /* Exact identity on the query's own codes. */
+            /* Exact identity on the query's own codes (SQ8), or on the
+             * query at 1/16 of a step (SQ4). */
             ref = 0;
-            for (size_t j = 0; j < d; j++) ref += ((double)qh[j] - xh[j]) * ((double)qh[j] - xh[j]);
+            for (size_t j = 0; j < d; j++) {
+                double t = qh[j];
+                if (kind == NY_QUANT_SQ4) {
+                    float lo = par_lo(&p, 0), st = par_step(&p, 0), u = (qn[j] - lo) / st * 16.0f;
+                    double a = !(u > 0) ? 0 : u >= 240 ? 240 : (double)lrintf(u);
+                    t = lo + st * a / 16.0;
+                }
+                ref += (t - xh[j]) * (t - xh[j]);
+            }
             tol = 1e-5 * ref + 1e-4 * (double)par_step(&p, 0) * par_step(&p, 0) * d;
         } else {
             /* <q, x_hat> up to the query rounding: |e_j| <= alpha / 2
@@ -307,7 +354,7 @@ static void check_sq8_estimates(ny_metric m, int per_dim, size_t d)
                 ip += (double)qn[j] * xh[j];
                 xn += (double)xh[j] * xh[j];
                 qq2 += (double)qn[j] * qn[j];
-                bound += 0.5 * alpha * fabs((double)c[j] - 128.0);
+                bound += 0.5 * alpha * fabs((double)code_at(kind, c, j) - center);
                 mag += fabs((double)qn[j] * xh[j]);
             }
             ref = m == NY_L2 ? qq2 + xn - 2 * ip : -ip;
@@ -315,8 +362,8 @@ static void check_sq8_estimates(ny_metric m, int per_dim, size_t d)
         }
         if (!(fabs(got - ref) <= tol)) {
             bad++;
-            CHECKF(0, "sq8 %s per_dim=%d d=%zu i=%zu: got %.9g want %.9g (tol %.3g)", ny_metric_name(m), per_dim, d,
-                   i, got, ref, tol);
+            CHECKF(0, "sq%d %s per_dim=%d d=%zu i=%zu: got %.9g want %.9g (tol %.3g)", kind == NY_QUANT_SQ8 ? 8 : 4,
+                   ny_metric_name(m), per_dim, d, i, got, ref, tol);
         }
         /* Decode error: within half a step (no clipping at quantile 1). */
         const float *xi = x + i * d;
@@ -354,7 +401,10 @@ TEST(sq8_estimates_match_reference)
     ny_metric ms[] = {NY_L2, NY_DOT, NY_COSINE};
     for (size_t k = 0; k < sizeof k_dims / sizeof k_dims[0]; k++)
         for (int mi = 0; mi < 3; mi++)
-            for (int pd = 0; pd < 2; pd++) check_sq8_estimates(ms[mi], pd, k_dims[k]);
+            for (int pd = 0; pd < 2; pd++) {
+                check_sq8_estimates(NY_QUANT_SQ8, ms[mi], pd, k_dims[k]);
+                check_sq8_estimates(NY_QUANT_SQ4, ms[mi], pd, k_dims[k]);
+            }
 }
 
 static void check_binary_estimates(ny_metric m, int centered, int qbits, size_t d)
@@ -606,16 +656,17 @@ TEST(serialize_round_trip_and_corruption)
 {
     size_t n = 300, d = 37;
     float *x = clustered(n, d, 5, 0.2f, 77);
-    ny_quant_config cfgs[4];
+    ny_quant_config cfgs[5];
     ny_quant_config_init(&cfgs[0], NY_QUANT_SQ8);
     ny_quant_config_init(&cfgs[1], NY_QUANT_SQ8);
     cfgs[1].per_dim = 1;
+    ny_quant_config_init(&cfgs[4], NY_QUANT_SQ4);
     ny_quant_config_init(&cfgs[2], NY_QUANT_BINARY);
     ny_quant_config_init(&cfgs[3], NY_QUANT_BINARY);
     cfgs[3].centered = 0;
     cfgs[3].query_bits = 2;
-    ny_metric ms[4] = {NY_L2, NY_L2, NY_COSINE, NY_DOT};
-    for (int c = 0; c < 4; c++) {
+    ny_metric ms[5] = {NY_L2, NY_L2, NY_COSINE, NY_DOT, NY_L2};
+    for (int c = 0; c < 5; c++) {
         ny_quant *q = NULL, *r = NULL;
         CHECK_RC(ny_quant_train(&cfgs[c], ms[c], d, x, n, &q), NY_OK);
         REQUIRE(q);
@@ -797,6 +848,40 @@ TEST(sq8_recall_768_embeddings)
     free(queries);
 }
 
+TEST(sq4_recall_rescored)
+{
+    /* 4-bit codes are for traversal with a rerank stage. */
+    size_t dims[2] = {128, 768};
+    for (int di = 0; di < 2; di++) {
+        size_t d = dims[di], n = t_n(di ? 6000 : 10000, 1500), nq = t_n(30, 20);
+        float *base = di ? embedded(n, d, 48, 1, 299) : clustered(n, d, 64, 0.35f, 2024);
+        float *queries = di ? embedded(nq, d, 48, 1, 298) : clustered(nq, d, 64, 0.35f, 2025);
+        ny_metric ms[] = {NY_L2, NY_COSINE};
+        for (int mi = 0; mi < 2; mi++) {
+            uint32_t *truth = truth_topk(ms[mi], base, n, queries, nq, d, 10);
+            for (int pd = 0; pd < 2; pd++) {
+                ny_quant_config cfg;
+                ny_quant_config_init(&cfg, NY_QUANT_SQ4);
+                cfg.per_dim = pd;
+                ny_quant *q = NULL;
+                CHECK_RC(ny_quant_train(&cfg, ms[mi], d, base, n / 10, &q), NY_OK);
+                REQUIRE(q);
+                double r0 = recall(q, ms[mi], base, n, queries, nq, d, 10, 0, truth);
+                double r3 = recall(q, ms[mi], base, n, queries, nq, d, 10, 30, truth);
+                double r10 = recall(q, ms[mi], base, n, queries, nq, d, 10, 100, truth);
+                printf("    sq4 %zu-d %s per_dim=%d n=%zu: recall@10 %.4f, rescored x3 %.4f, x10 %.4f\n", d,
+                       ny_metric_name(ms[mi]), pd, n, r0, r3, r10);
+                CHECKF(r3 >= 0.95 && r10 >= 0.99, "sq4 %zu-d %s per_dim=%d recall %.4f / %.4f", d,
+                       ny_metric_name(ms[mi]), pd, r3, r10);
+                ny_quant_free(q);
+            }
+            free(truth);
+        }
+        free(base);
+        free(queries);
+    }
+}
+
 TEST(binary_recall_768_rescored)
 {
     size_t d = 768, n = t_n(8000, 2000), nq = t_n(40, 20);
@@ -860,9 +945,14 @@ TEST(config_json)
         CHECK(c2.kind == NY_QUANT_BINARY && c2.query_bits == bits[i]);
         free(s);
     }
+    CHECK_RC(ny_quant_config_from_json("{\"scalar\": {\"type\": \"int4\", \"quantile\": 0.98}}", &c, NULL), NY_OK);
+    CHECK(c.kind == NY_QUANT_SQ4 && fabsf(c.quantile - 0.98f) < 1e-7f);
+    CHECK_RC(ny_quant_config_to_json(&c, 0, &s), NY_OK);
+    CHECKF(s && strstr(s, "\"int4\""), "%s", s ? s : "(null)");
+    free(s);
     CHECK_RC(ny_quant_config_from_json("{\"binary\": {}}", &c, NULL), NY_OK);
     CHECK(c.query_bits == 4);
-    const char *bad[] = {"", "[]", "{}", "{\"scalar\": {}}", "{\"scalar\": {\"type\": \"int4\"}}",
+    const char *bad[] = {"", "[]", "{}", "{\"scalar\": {}}", "{\"scalar\": {\"type\": \"int2\"}}",
                          "{\"scalar\": {\"type\": \"int8\", \"quantile\": 0.2}}",
                          "{\"scalar\": {\"type\": \"int8\", \"quantile\": \"x\"}}",
                          "{\"scalar\": {\"type\": \"int8\", \"qantile\": 0.9}}",
