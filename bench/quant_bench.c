@@ -12,6 +12,9 @@
  * plus the raw SQ8 kernel at each level (hot).  Arrays come from ny_aalloc
  * (2 MiB aligned, MADV_HUGEPAGE).
  *
+ * The codecs: SQ8 and SQ4 (global range, L2) and binary (4-bit and 1-bit
+ * query).
+ *
  *   build/bench/quant_bench [vectors_128 [vectors_768 [lookups]]]
  *   defaults: 1000000 200000 200000 (each figure is the best of 15 runs: short runs, so that the minimum misses preemption on a shared machine)
  */
@@ -99,13 +102,14 @@ static void run_dim(size_t d, size_t n, size_t m)
     double fr = bench_float(base, d, q, rnd, m), fh = bench_float(base, d, q, hot, m);
     printf("  %-24s %8zu %10.1f %10s %8.1f\n", "float32 (ny_kernel l2)", d * sizeof(float), fr, "-", fh);
 
-    ny_quant_config cfgs[3];
-    const char *names[3] = {"sq8 (l2, global)", "binary (l2, 4-bit q)", "binary (l2, 1-bit q)"};
+    ny_quant_config cfgs[4];
+    const char *names[4] = {"sq8 (l2, global)", "sq4 (l2, global)", "binary (l2, 4-bit q)", "binary (l2, 1-bit q)"};
     ny_quant_config_init(&cfgs[0], NY_QUANT_SQ8);
-    ny_quant_config_init(&cfgs[1], NY_QUANT_BINARY);
+    ny_quant_config_init(&cfgs[1], NY_QUANT_SQ4);
     ny_quant_config_init(&cfgs[2], NY_QUANT_BINARY);
-    cfgs[2].query_bits = 1;
-    for (int c = 0; c < 3; c++) {
+    ny_quant_config_init(&cfgs[3], NY_QUANT_BINARY);
+    cfgs[3].query_bits = 1;
+    for (int c = 0; c < 4; c++) {
         ny_quant *qz;
         size_t ns = n < 10000 ? n : 10000;
         if (ny_quant_train(&cfgs[c], NY_L2, d, base, ns, &qz) != NY_OK) {
