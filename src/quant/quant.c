@@ -50,6 +50,7 @@
  *   DOT: -(<q, m> + f_x <q, s>)
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -898,14 +899,18 @@ int ny_quant_deserialize(const void *buf, size_t len, ny_quant **out, size_t *us
         return ny_error(NY_ECORRUPT, "quantizer block has invalid flags");
     cfg.query_bits = (int)qb;
     ny_quant_config c;
-    if (check_config(&cfg, (ny_metric)metric, dim, &c) != NY_OK)
-        return ny_error(NY_ECORRUPT, "quantizer block has an invalid configuration: %s", ny_errmsg());
+    if (check_config(&cfg, (ny_metric)metric, dim, &c) != NY_OK) {
+        char why[160]; /* ny_errmsg() is the buffer ny_error writes to */
+        snprintf(why, sizeof why, "%s", ny_errmsg());
+        return ny_error(NY_ECORRUPT, "quantizer block has an invalid configuration: %s", why);
+    }
     ny_quant *q;
     int rc = quant_alloc(&c, (ny_metric)metric, dim, &q);
     if (rc) return rc;
-    if (np != nparams(q)) {
+    size_t want_np = nparams(q);
+    if (np != want_np) {
         ny_quant_free(q);
-        return ny_error(NY_ECORRUPT, "quantizer block has %u parameters, expected %zu", np, nparams(q));
+        return ny_error(NY_ECORRUPT, "quantizer block has %u parameters, expected %zu", np, want_np);
     }
     if (c.kind != NY_QUANT_BINARY) {
         memcpy(q->lo, p, 4 * q->nr);

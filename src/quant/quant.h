@@ -159,7 +159,7 @@ int ny_quant_config_to_json(const ny_quant_config *cfg, int always_ram, char **o
 
 /* ===== Kernels (for tests and benchmarks) =============================== */
 
-/* Kernel levels; AVX512 needs AVX-512F+BW+VL, AVX512X adds VNNI (SQ8) or
+/* Kernel levels; AVX512 needs AVX-512F+BW+VL, AVX512X adds VNNI (SQ8/SQ4) or
  * VPOPCNTDQ (binary). */
 typedef enum {
     NY_QK_SCALAR = 0,
