@@ -2,7 +2,7 @@
  * quant.h -- vector quantization: compact codes for traversal, scored
  * against a query prepared once per search (see docs/quantization.md).
  *
- * Two codecs:
+ * Three codecs:
  *
  *   SQ8     one byte per dimension.  x_j ~ lo_j + step_j * c_j, c_j in
  *           0..255, with one global range or one range per dimension,
@@ -11,6 +11,8 @@
  *           with w signed 8-bit (the prepared query) and c the code, which
  *           maps to AVX-512 VNNI vpdpbusd.  L2 with a global range is the
  *           exact integer sum((a_j - c_j)^2) of the query's own codes a.
+ *           (Full 8-bit codes: the query side is the signed operand, so
+ *           no 7-bit "s7" restriction is needed for vpdpbusd.)
  *   SQ4     the same with 4-bit codes (0..15), two dimensions per byte:
  *           half the bytes of SQ8 for traversal, coarser (rescore more).
  *   BINARY  one bit per dimension: b_j = (x_j > mean_j) (mean trained, or
@@ -68,8 +70,8 @@ void ny_quant_config_init(ny_quant_config *cfg, ny_quant_kind kind);
 typedef struct ny_quant ny_quant;
 
 /* Trains a quantizer on n sample vectors (row-major, dim floats each, all
- * finite).  The global SQ8 quantile is computed over at most 2^21 values
- * (an evenly strided subsample).  *out must be freed with ny_quant_free. */
+ * finite).  A global SQ8/SQ4 quantile is computed over at most 2^21 values
+ * (a pseudo-random subsample).  *out must be freed with ny_quant_free. */
 int ny_quant_train(const ny_quant_config *cfg, ny_metric metric, size_t dim,
                    const float *sample, size_t n, ny_quant **out);
 void ny_quant_free(ny_quant *q);
