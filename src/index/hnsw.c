@@ -1204,7 +1204,7 @@ static int repair_list(ny_hnsw *h, scratch *s, uint32_t n, int l)
     int any = 0;
     for (uint32_t j = 0; j < cnt && !any; j++) any = is_tomb(h, ld_acq(ll + 1 + j));
     if (!any) return NY_OK;
-    size_t capc = 2 * maxl + 1;
+    size_t capc = 3 * maxl + 1;
     int rc;
     if ((rc = GROW(s, sel, capc + maxl))) return rc;
     cand *c = s->sel, *out = s->sel + capc;
@@ -1225,7 +1225,7 @@ static int repair_list(ny_hnsw *h, scratch *s, uint32_t n, int l)
         c[nc++].d = h->df(vn, vec_of(h, x), h->dimp);
     }
     /* Round-robin over the tombstones' lists so each contributes. */
-    size_t budget = maxl;
+    size_t budget = 2 * maxl;
     for (uint32_t j = 0; budget && nt; j++) {
         int took = 0;
         for (size_t t = 0; t < nt && budget; t++) {
@@ -1244,6 +1244,14 @@ static int repair_list(ny_hnsw *h, scratch *s, uint32_t n, int l)
     }
     sort_cands(c, nc);
     size_t k = select_heuristic(h, c, nc, maxl, out);
+    /* Keep the node's degree: a pruned list would have fewer links than
+     * the one the build produced, and recall at small ef would drop.  Top
+     * up with the nearest candidates the heuristic left out. */
+    for (size_t j = 0; j < nc && k < cnt; j++) {
+        int taken = 0;
+        for (size_t t = 0; t < k && !taken; t++) taken = out[t].id == c[j].id;
+        if (!taken) out[k++] = c[j];
+    }
     write_list(ll, out, k);
     return NY_OK;
 }
