@@ -37,57 +37,51 @@
 #define PART_MIN_BYTES (1u << 20) /* do not split the base into smaller parts */
 
 /* ===== Micro-kernels ==================================================== *
- * kernN(x, q, dim, out): out[j] = dot(x, q[j]) (op 0) or l2sq(x, q[j]) (op 1)
- * for j < 4 (kern4) or j == 0 (kern1).  Per query the arithmetic is the same
- * in both shapes. */
+ * Two shapes per op (dot, l2sq) and level:
+ *   k4q(x, q[4]) -> out[j] = f(x, q[j])   one base vector, four queries
+ *   k1 (x, q[1]) -> out[0] = f(x, q[0])
+ * All shapes run, for each (x, q) pair, exactly the same sequence of float
+ * operations (same chunking, same accumulator chains per pair, same final
+ * reduction), so a pair's distance is bitwise the same whichever shape
+ * computed it: results do not depend on batching or threads. */
 
-typedef void (*kern_fn)(const float *x, const float *const *q, size_t d, float *out);
+typedef void (*kern_fn)(const float *a, const float *const *b, size_t d, float *out);
 
-static void dot1_scalar(const float *x, const float *const *q, size_t d, float *out)
-{
-    float s = 0;
-    for (size_t i = 0; i < d; i++) s += x[i] * q[0][i];
-    out[0] = s;
-}
+/* Operand selectors for the kernel bodies below. */
+#define P_X(j) x
+#define P_Q0(j) q0
+#define P_QQ(j) qq[j]
 
-static void dot4_scalar(const float *x, const float *const *q, size_t d, float *out)
-{
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    for (size_t i = 0; i < d; i++) {
-        float v = x[i];
-        s0 += v * q[0][i];
-        s1 += v * q[1][i];
-        s2 += v * q[2][i];
-        s3 += v * q[3][i];
-    }
-    out[0] = s0, out[1] = s1, out[2] = s2, out[3] = s3;
-}
+#define SC_DOT(acc, xv, qv) acc += (xv) * (qv)
+#define SC_L2(acc, xv, qv) do { float t_ = (xv) - (qv); acc += t_ * t_; } while (0)
 
-static void l2_1_scalar(const float *x, const float *const *q, size_t d, float *out)
-{
-    float s = 0;
-    for (size_t i = 0; i < d; i++) {
-        float t = x[i] - q[0][i];
-        s += t * t;
-    }
-    out[0] = s;
-}
+#define DEF_SCALAR(OP, STEP)                                                              \
+    static void OP##_1_scalar(const float *x, const float *const *q, size_t d, float *out) \
+    {                                                                                     \
+        float s = 0;                                                                      \
+        for (size_t i = 0; i < d; i++) STEP(s, x[i], q[0][i]);                            \
+        out[0] = s;                                                                       \
+    }                                                                                     \
+    static void OP##_4q_scalar(const float *x, const float *const *q, size_t d, float *out) \
+    {                                                                                     \
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;                                             \
+        const float *q0 = q[0], *q1 = q[1], *q2 = q[2], *q3 = q[3];                       \
+        for (size_t i = 0; i < d; i++) {                                                  \
+            float v = x[i];                                                               \
+            STEP(s0, v, q0[i]);                                                           \
+            STEP(s1, v, q1[i]);                                                           \
+            STEP(s2, v, q2[i]);                                                           \
+            STEP(s3, v, q3[i]);                                                           \
+        }                                                                                 \
+        out[0] = s0, out[1] = s1, out[2] = s2, out[3] = s3;                               \
+    }                                                                                     \
 
-static void l2_4_scalar(const float *x, const float *const *q, size_t d, float *out)
-{
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    for (size_t i = 0; i < d; i++) {
-        float v = x[i], t0 = v - q[0][i], t1 = v - q[1][i], t2 = v - q[2][i], t3 = v - q[3][i];
-        s0 += t0 * t0;
-        s1 += t1 * t1;
-        s2 += t2 * t2;
-        s3 += t3 * t3;
-    }
-    out[0] = s0, out[1] = s1, out[2] = s2, out[3] = s3;
-}
+DEF_SCALAR(dot, SC_DOT)
+DEF_SCALAR(l2, SC_L2)
 
-/* AVX2: per query two 8-wide accumulators (16 floats per step); the tail is
- * done with masked loads, so nothing past the end is read. */
+/* AVX2: per pair two 8-wide accumulators (lo, hi: 16 floats per step); an
+ * 8-float remainder goes to lo, the last < 8 floats (masked loads, nothing
+ * read past the end) to hi. */
 AVX2 static inline float hsum8(__m256 v)
 {
     __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
@@ -105,85 +99,119 @@ AVX2 static inline __m256i tailmask8(size_t r)
     return _mm256_loadu_si256((const __m256i *)(m + 8 - r));
 }
 
-/* One 8-float step of query j into accumulator a. */
-#define DOT_STEP8(a, xv, qp) a = _mm256_fmadd_ps(xv, _mm256_loadu_ps(qp), a)
-#define L2_STEP8(a, xv, qp) do { __m256 t_ = _mm256_sub_ps(xv, _mm256_loadu_ps(qp)); a = _mm256_fmadd_ps(t_, t_, a); } while (0)
-#define DOT_MSTEP8(a, xv, qp, m) a = _mm256_fmadd_ps(xv, _mm256_maskload_ps(qp, m), a)
-#define L2_MSTEP8(a, xv, qp, m) do { __m256 t_ = _mm256_sub_ps(xv, _mm256_maskload_ps(qp, m)); a = _mm256_fmadd_ps(t_, t_, a); } while (0)
+#define V8_DOT(acc, xv, qv) acc = _mm256_fmadd_ps(xv, qv, acc)
+#define V8_L2(acc, xv, qv) do { __m256 t_ = _mm256_sub_ps(xv, qv); acc = _mm256_fmadd_ps(t_, t_, acc); } while (0)
+#define L8(p) _mm256_loadu_ps(p)
+#define M8(p, m) _mm256_maskload_ps(p, m)
 
-#define DEF_AVX2(NAME, NQ, STEP, MSTEP)                                                   \
-    AVX2 static void NAME(const float *x, const float *const *q, size_t d, float *out)   \
+/* Kernel body for NP pairs: X(j, off) / Q(j, off) give pointers. */
+#define AVX2_BODY(NP, STEP, XP, QP)                                                       \
+    __m256 lo[NP], hi[NP];                                                                \
+    for (int j = 0; j < NP; j++) lo[j] = hi[j] = _mm256_setzero_ps();                    \
+    size_t i = 0;                                                                         \
+    for (; i + 16 <= d; i += 16)                                                          \
+        for (int j = 0; j < NP; j++) {                                                    \
+            STEP(lo[j], L8(XP(j) + i), L8(QP(j) + i));                                    \
+            STEP(hi[j], L8(XP(j) + i + 8), L8(QP(j) + i + 8));                            \
+        }                                                                                 \
+    if (i + 8 <= d) {                                                                     \
+        for (int j = 0; j < NP; j++) STEP(lo[j], L8(XP(j) + i), L8(QP(j) + i));           \
+        i += 8;                                                                           \
+    }                                                                                     \
+    if (i < d) {                                                                          \
+        __m256i m = tailmask8(d - i);                                                     \
+        for (int j = 0; j < NP; j++) STEP(hi[j], M8(XP(j) + i, m), M8(QP(j) + i, m));     \
+    }                                                                                     \
+    for (int j = 0; j < NP; j++) out[j] = hsum8(_mm256_add_ps(lo[j], hi[j]));
+
+#define DEF_AVX2(OP, STEP)                                                                \
+    AVX2 static void OP##_1_avx2(const float *x, const float *const *q, size_t d, float *out) \
     {                                                                                     \
-        __m256 lo[NQ], hi[NQ];                                                            \
-        for (int j = 0; j < NQ; j++) lo[j] = hi[j] = _mm256_setzero_ps();                \
-        size_t i = 0;                                                                     \
-        for (; i + 16 <= d; i += 16) {                                                    \
-            __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);         \
-            for (int j = 0; j < NQ; j++) {                                                \
-                STEP(lo[j], x0, q[j] + i);                                                \
-                STEP(hi[j], x1, q[j] + i + 8);                                            \
-            }                                                                             \
-        }                                                                                 \
-        if (i + 8 <= d) {                                                                 \
-            __m256 x0 = _mm256_loadu_ps(x + i);                                           \
-            for (int j = 0; j < NQ; j++) STEP(lo[j], x0, q[j] + i);                       \
-            i += 8;                                                                       \
-        }                                                                                 \
-        if (i < d) {                                                                      \
-            __m256i m = tailmask8(d - i);                                                 \
-            __m256 x0 = _mm256_maskload_ps(x + i, m);                                     \
-            for (int j = 0; j < NQ; j++) MSTEP(hi[j], x0, q[j] + i, m);                  \
-        }                                                                                 \
-        for (int j = 0; j < NQ; j++) out[j] = hsum8(_mm256_add_ps(lo[j], hi[j]));        \
+        const float *q0 = q[0];                                                           \
+        AVX2_BODY(1, STEP, P_X, P_Q0)                                         \
+    }                                                                                     \
+    AVX2 static void OP##_4q_avx2(const float *x, const float *const *q, size_t d, float *out) \
+    {                                                                                     \
+        const float *qq[4] = {q[0], q[1], q[2], q[3]};                                    \
+        AVX2_BODY(4, STEP, P_X, P_QQ)                                                 \
+    }                                                                                 
+
+DEF_AVX2(dot, V8_DOT)
+DEF_AVX2(l2, V8_L2)
+
+/* AVX-512: per pair one 16-wide accumulator; the tail is one masked step. */
+AVX512 static inline float hsum16(__m512 v)
+{
+    __m256 a = _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    b = _mm_add_ps(b, _mm_movehl_ps(b, b));
+    b = _mm_add_ss(b, _mm_movehdup_ps(b));
+    return _mm_cvtss_f32(b);
+}
+
+#define V16_DOT(acc, xv, qv) acc = _mm512_fmadd_ps(xv, qv, acc)
+#define V16_L2(acc, xv, qv) do { __m512 t_ = _mm512_sub_ps(xv, qv); acc = _mm512_fmadd_ps(t_, t_, acc); } while (0)
+
+#define NCH 2 /* 2 measured better than 1 (latency-bound single query) and 4 (spills) */
+/* Per pair NCH accumulator chains: 16-float chunk number c of the vector
+ * goes to chain c % NCH (the masked tail chunk too), then they are summed
+ * in a fixed order. */
+#define AVX512_BODY(NP, STEP, XP, QP)                                                     \
+    __m512 a[NP][NCH];                                                                    \
+    for (int j = 0; j < NP; j++)                                                          \
+        for (int c = 0; c < NCH; c++) a[j][c] = _mm512_setzero_ps();                      \
+    size_t i = 0;                                                                         \
+    for (; i + 16 * NCH <= d; i += 16 * NCH)                                              \
+        for (int j = 0; j < NP; j++)                                                      \
+            for (int c = 0; c < NCH; c++)                                                 \
+                STEP(a[j][c], _mm512_loadu_ps(XP(j) + i + 16 * c), _mm512_loadu_ps(QP(j) + i + 16 * c)); \
+    int c = 0;                                                                            \
+    for (; i + 16 <= d; i += 16, c++)                                                     \
+        for (int j = 0; j < NP; j++) STEP(a[j][c], _mm512_loadu_ps(XP(j) + i), _mm512_loadu_ps(QP(j) + i)); \
+    if (i < d) {                                                                          \
+        __mmask16 m = (__mmask16)((1u << (d - i)) - 1);                                   \
+        for (int j = 0; j < NP; j++)                                                      \
+            STEP(a[j][c], _mm512_maskz_loadu_ps(m, XP(j) + i), _mm512_maskz_loadu_ps(m, QP(j) + i)); \
+    }                                                                                     \
+    for (int j = 0; j < NP; j++) {                                                        \
+        for (int h = NCH / 2; h >= 1; h /= 2)                                             \
+            for (int c2 = 0; c2 < h; c2++) a[j][c2] = _mm512_add_ps(a[j][c2], a[j][c2 + h]); \
+        out[j] = hsum16(a[j][0]);                                                         \
     }
 
-DEF_AVX2(dot1_avx2, 1, DOT_STEP8, DOT_MSTEP8)
-DEF_AVX2(dot4_avx2, 4, DOT_STEP8, DOT_MSTEP8)
-DEF_AVX2(l2_1_avx2, 1, L2_STEP8, L2_MSTEP8)
-DEF_AVX2(l2_4_avx2, 4, L2_STEP8, L2_MSTEP8)
-
-/* AVX-512: per query one 16-wide accumulator; the tail is one masked step. */
-#define DOT_STEP16(a, xv, qp, m) a = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(m, qp), a)
-#define L2_STEP16(a, xv, qp, m) do { __m512 t_ = _mm512_sub_ps(xv, _mm512_maskz_loadu_ps(m, qp)); a = _mm512_fmadd_ps(t_, t_, a); } while (0)
-
-#define DEF_AVX512(NAME, NQ, STEP)                                                        \
-    AVX512 static void NAME(const float *x, const float *const *q, size_t d, float *out) \
+#define DEF_AVX512(OP, STEP)                                                              \
+    AVX512 static void OP##_1_avx512(const float *x, const float *const *q, size_t d, float *out) \
     {                                                                                     \
-        __m512 a[NQ];                                                                     \
-        for (int j = 0; j < NQ; j++) a[j] = _mm512_setzero_ps();                          \
-        size_t i = 0;                                                                     \
-        for (; i + 16 <= d; i += 16) {                                                    \
-            __m512 xv = _mm512_loadu_ps(x + i);                                           \
-            for (int j = 0; j < NQ; j++) STEP(a[j], xv, q[j] + i, (__mmask16)0xFFFF);    \
-        }                                                                                 \
-        if (i < d) {                                                                      \
-            __mmask16 m = (__mmask16)((1u << (d - i)) - 1);                               \
-            __m512 xv = _mm512_maskz_loadu_ps(m, x + i);                                  \
-            for (int j = 0; j < NQ; j++) STEP(a[j], xv, q[j] + i, m);                    \
-        }                                                                                 \
-        for (int j = 0; j < NQ; j++) out[j] = _mm512_reduce_add_ps(a[j]);                \
-    }
+        const float *q0 = q[0];                                                           \
+        AVX512_BODY(1, STEP, P_X, P_Q0)                                       \
+    }                                                                                     \
+    AVX512 static void OP##_4q_avx512(const float *x, const float *const *q, size_t d, float *out) \
+    {                                                                                     \
+        const float *qq[4] = {q[0], q[1], q[2], q[3]};                                    \
+        AVX512_BODY(4, STEP, P_X, P_QQ)                                               \
+    }                                                                                 
 
-DEF_AVX512(dot1_avx512, 1, DOT_STEP16)
-DEF_AVX512(dot4_avx512, 4, DOT_STEP16)
-DEF_AVX512(l2_1_avx512, 1, L2_STEP16)
-DEF_AVX512(l2_4_avx512, 4, L2_STEP16)
+DEF_AVX512(dot, V16_DOT)
+DEF_AVX512(l2, V16_L2)
 
-static void pick_kernels(ny_metric m, kern_fn *k1, kern_fn *k4)
+typedef struct kernels {
+    kern_fn k1, k4q;
+} kernels;
+
+static void pick_kernels(ny_metric m, kernels *k)
 {
     int l2 = m == NY_L2;
     switch (ny_simd_active()) {
     case NY_SIMD_AVX512:
-        *k1 = l2 ? l2_1_avx512 : dot1_avx512;
-        *k4 = l2 ? l2_4_avx512 : dot4_avx512;
+        *k = l2 ? (kernels){l2_1_avx512, l2_4q_avx512}
+                : (kernels){dot_1_avx512, dot_4q_avx512};
         return;
     case NY_SIMD_AVX2:
-        *k1 = l2 ? l2_1_avx2 : dot1_avx2;
-        *k4 = l2 ? l2_4_avx2 : dot4_avx2;
+        *k = l2 ? (kernels){l2_1_avx2, l2_4q_avx2} : (kernels){dot_1_avx2, dot_4q_avx2};
         return;
     default:
-        *k1 = l2 ? l2_1_scalar : dot1_scalar;
-        *k4 = l2 ? l2_4_scalar : dot4_scalar;
+        *k = l2 ? (kernels){l2_1_scalar, l2_4q_scalar}
+                : (kernels){dot_1_scalar, dot_4q_scalar};
         return;
     }
 }
@@ -253,7 +281,7 @@ typedef struct scan_ctx {
     size_t dim, n, nq, k;
     const float *base, *queries;
     const ny_filter *filter;
-    kern_fn k1, k4;
+    kernels kern;
     float sign;          /* +1 for L2 (l2sq), -1 for DOT/COSINE (-dot) */
     size_t qb, parts, part_rows, tile_rows, hk;
     uint32_t *ids;       /* final output (parts == 1) */
@@ -301,7 +329,7 @@ static void scan_task(void *vctx, size_t t, int worker)
             size_t ng = NY_MIN(4, nqb - g);
             const float *qp[4];
             for (size_t s = 0; s < 4; s++) qp[s] = c->queries + (q0 + g + NY_MIN(s, ng - 1)) * dim;
-            kern_fn kern = ng == 1 ? c->k1 : c->k4;
+            kern_fn kern = ng == 1 ? c->kern.k1 : c->kern.k4q;
             hent *hg = heaps + g * hk;
             size_t *cg = cnt + g;
             float out[4];
@@ -426,7 +454,7 @@ int ny_exact_search(ny_metric metric, size_t dim, const float *base, size_t n,
         .hk = NY_MIN(k, part_rows), .ids = ids, .dists = dists,
     };
     atomic_init(&c.failed, 0);
-    pick_kernels(metric, &c.k1, &c.k4);
+    pick_kernels(metric, &c.kern);
     int rc = NY_OK;
     if (parts > 1) {
         c.part_out = malloc(nq * parts * c.hk * sizeof(hent));
