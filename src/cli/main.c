@@ -22,6 +22,7 @@ static const struct {
 } commands[] = {
     {"version", cmd_version, "print the version and the SIMD level in use"},
     {"gen", cmd_gen, "write a synthetic data set (fvecs) with exact ground truth"},
+    {"bench", cmd_bench, "benchmark HNSW: build time, recall, QPS, latency, memory"},
     {"bench-scan", cmd_bench_scan, "benchmark the exact scan against memory bandwidth"},
 };
 
