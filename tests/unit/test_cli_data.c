@@ -1,6 +1,8 @@
 /* test_cli_data.c -- the benchmark tools' data layer: .fvecs/.ivecs
  * round trips (whole-file and streaming), clear errors on malformed files,
- * and `nearly gen` (determinism, prefix stability, exact ground truth). */
+ * `nearly gen` (determinism, prefix stability, exact ground truth), and the
+ * JSON shape of `nearly bench` / `nearly bench-scan`. */
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -233,4 +235,51 @@ TEST(dataset_checks_consistency)
     snprintf(p, sizeof p, "%s/query.fvecs", dir);
     fvecs_save(p, q, 1, 2);
     CHECK(dataset_load("test", dir, 0, 0, &ds) != 0); /* dimension mismatch */
+}
+
+TEST(bench_json_has_the_agreed_shape_and_sane_recall)
+{
+    char d[512], js[600];
+    snprintf(d, sizeof d, "%s/set", t_tmpdir());
+    char *g[] = {"gen", "--out", d, "--n", "3000", "--dim", "16", "--nq", "50", "--k", "10", "--threads", "2", NULL};
+    REQUIRE(cmd_gen(13, g) == 0);
+    snprintf(js, sizeof js, "%s/r.json", d);
+    char *b[] = {"bench", "--data", d, "--ef", "10,64", "--threads", "2", "--m", "8", "--ef-construction", "64",
+                 "--json", js, NULL};
+    REQUIRE(cmd_bench(13, b) == 0);
+    json_t *j = json_load_file(js, 0, NULL);
+    REQUIRE(j != NULL);
+    static const char *keys[] = {"n", "dim", "metric", "m", "ef_construction", "threads", "build_s",
+                                 "peak_rss_bytes", "results", "bytes_per_vector_index"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) CHECKF(json_object_get(j, keys[i]), "no %s", keys[i]);
+    CHECK(json_integer_value(json_object_get(j, "n")) == 3000);
+    CHECK(json_integer_value(json_object_get(j, "m")) == 8);
+    CHECK(!strcmp(json_string_value(json_object_get(j, "metric")), "cosine"));
+    json_t *res = json_object_get(j, "results");
+    REQUIRE(json_array_size(res) == 2);
+    json_t *r1 = json_array_get(res, 1);
+    CHECK(json_integer_value(json_object_get(r1, "ef")) == 64);
+    double rec = json_number_value(json_object_get(r1, "recall"));
+    CHECKF(rec >= 0.9 && rec <= 1.0, "recall at ef=64: %g", rec);
+    static const char *rk[] = {"qps_1t", "qps_nt", "p50_us", "p99_us"};
+    for (size_t i = 0; i < 4; i++) CHECKF(json_number_value(json_object_get(r1, rk[i])) > 0, "%s not > 0", rk[i]);
+    json_decref(j);
+    /* a missing ground truth is a clear error, not a crash */
+    char *bad[] = {"bench", "--data", "/nonexistent-dir", NULL};
+    CHECK(cmd_bench(3, bad) != 0);
+}
+
+TEST(bench_scan_reports_bandwidth_and_scan_rate)
+{
+    char js[600];
+    snprintf(js, sizeof js, "%s/s.json", t_tmpdir());
+    char *a[] = {"bench-scan", "--n", "20000", "--dim", "24", "--threads", "2", "--bw-mib", "16", "--seconds", "0",
+                 "--batch", "8", "--json", js, NULL};
+    REQUIRE(cmd_bench_scan(15, a) == 0);
+    json_t *j = json_load_file(js, 0, NULL);
+    REQUIRE(j != NULL);
+    static const char *keys[] = {"membw_gbs_1t", "membw_gbs_nt", "scan_gbs_1t", "scan_gbs_nt", "batch_qps_nt"};
+    for (size_t i = 0; i < 5; i++) CHECKF(json_number_value(json_object_get(j, keys[i])) > 0, "%s", keys[i]);
+    CHECK(json_string_value(json_object_get(j, "bandwidth_method")) != NULL);
+    json_decref(j);
 }
