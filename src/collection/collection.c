@@ -297,156 +297,6 @@ static char *br_str(brd *r, int *oom)
     return s;
 }
 
-/* ===== Payload paths (writes) ========================================== *
- * "a.b", "a[0].b", "a[].b": keys separated by dots, each optionally
- * followed by [N] (one element) or [] (every element).  Reading paths for
- * filters lives in the filter module; this is the write side. */
-
-typedef struct pseg {
-    char *key;  /* NULL for an index step */
-    int all;    /* [] */
-    long idx;   /* [N] */
-} pseg;
-
-static void path_free(pseg *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) free(s[i].key);
-    free(s);
-}
-
-static int path_parse(const char *path, pseg **out, size_t *nout)
-{
-    *out = NULL;
-    *nout = 0;
-    if (!path || !*path) return ny_error(NY_EINVAL, "payload key is empty");
-    size_t cap = 8, n = 0;
-    pseg *s = calloc(cap, sizeof *s);
-    if (!s) return ny_error(NY_ENOMEM, "out of memory (path)");
-    const char *p = path;
-    int rc = NY_OK;
-    while (*p) {
-        if (n + 2 > cap) {
-            cap *= 2;
-            pseg *ns = realloc(s, cap * sizeof *s);
-            if (!ns) {
-                rc = ny_error(NY_ENOMEM, "out of memory (path)");
-                break;
-            }
-            s = ns;
-        }
-        const char *e = p;
-        while (*e && *e != '.' && *e != '[') e++;
-        if (e == p) {
-            rc = ny_error(NY_EINVAL, "payload key \"%.100s\": empty key segment", path);
-            break;
-        }
-        memset(&s[n], 0, sizeof s[n]);
-        s[n].key = strndup(p, (size_t)(e - p));
-        if (!s[n].key) {
-            rc = ny_error(NY_ENOMEM, "out of memory (path)");
-            break;
-        }
-        n++;
-        p = e;
-        while (*p == '[') {
-            if (n + 1 > cap) {
-                cap *= 2;
-                pseg *ns = realloc(s, cap * sizeof *s);
-                if (!ns) {
-                    rc = ny_error(NY_ENOMEM, "out of memory (path)");
-                    goto done;
-                }
-                s = ns;
-            }
-            memset(&s[n], 0, sizeof s[n]);
-            p++;
-            if (*p == ']') {
-                s[n].all = 1;
-                p++;
-            } else {
-                char *end;
-                long v = strtol(p, &end, 10);
-                if (end == p || *end != ']' || v < 0) {
-                    rc = ny_error(NY_EINVAL, "payload key \"%.100s\": bad array index", path);
-                    goto done;
-                }
-                s[n].idx = v;
-                p = end + 1;
-            }
-            n++;
-        }
-        if (*p == '.') {
-            p++;
-            if (!*p) {
-                rc = ny_error(NY_EINVAL, "payload key \"%.100s\": ends with '.'", path);
-                break;
-            }
-        } else if (*p) {
-            rc = ny_error(NY_EINVAL, "payload key \"%.100s\": unexpected '%c'", path, *p);
-            break;
-        }
-    }
-done:
-    if (rc != NY_OK) {
-        path_free(s, n);
-        return rc;
-    }
-    *out = s;
-    *nout = n;
-    return NY_OK;
-}
-
-/* Calls fn(node, ctx) for every value at segs[0..n) below node; with
- * create, missing (or non-object) keys along the way become objects. */
-static void path_walk(json_t *node, const pseg *segs, size_t n, int create,
-                      void (*fn)(json_t *node, void *ctx), void *ctx)
-{
-    if (n == 0) {
-        fn(node, ctx);
-        return;
-    }
-    if (segs[0].key) {
-        if (!json_is_object(node)) return;
-        json_t *ch = json_object_get(node, segs[0].key);
-        if (!ch || (create && n == 1 && !json_is_object(ch)) || (create && n > 1 && !json_is_object(ch) && !json_is_array(ch))) {
-            if (!create) return;
-            ch = json_object();
-            if (!ch || json_object_set_new(node, segs[0].key, ch) != 0) return;
-        }
-        path_walk(ch, segs + 1, n - 1, create, fn, ctx);
-    } else if (segs[0].all) {
-        if (!json_is_array(node)) return;
-        for (size_t i = 0; i < json_array_size(node); i++)
-            path_walk(json_array_get(node, i), segs + 1, n - 1, create, fn, ctx);
-    } else {
-        if (!json_is_array(node) || (size_t)segs[0].idx >= json_array_size(node)) return;
-        path_walk(json_array_get(node, (size_t)segs[0].idx), segs + 1, n - 1, create, fn, ctx);
-    }
-}
-
-static void merge_cb(json_t *node, void *ctx)
-{
-    if (!json_is_object(node)) return;
-    json_t *cp = json_deep_copy((json_t *)ctx);
-    if (cp) json_object_update(node, cp);
-    json_decref(cp);
-}
-
-typedef struct del_ctx {
-    const pseg *last;
-} del_ctx;
-
-static void del_cb(json_t *node, void *ctx)
-{
-    const pseg *last = ((del_ctx *)ctx)->last;
-    if (last->key) {
-        if (json_is_object(node)) json_object_del(node, last->key);
-    } else if (json_is_array(node)) {
-        if (last->all) json_array_clear(node);
-        else if ((size_t)last->idx < json_array_size(node)) json_array_remove(node, (size_t)last->idx);
-    }
-}
-
 /* ===== Apply (runtime and replay) ====================================== */
 
 static int cmp_idx_by_id(const void *a, const void *b, void *ctx)
@@ -558,11 +408,9 @@ enum { POP_SET, POP_OVERWRITE, POP_DELETE_KEYS, POP_CLEAR };
 
 typedef struct payload_op {
     int kind;
-    json_t *obj;        /* SET / OVERWRITE */
-    pseg *key;          /* SET with key */
-    size_t nkey;
-    pseg **keys;        /* DELETE_KEYS */
-    size_t *nkeys_seg;
+    json_t *obj;              /* SET / OVERWRITE */
+    const char *key;          /* SET: nested path or NULL */
+    const char *const *keys;  /* DELETE_KEYS */
     size_t nkeys;
 } payload_op;
 
@@ -573,8 +421,7 @@ static void apply_payload_one(ny_collection *c, uint32_t v, const payload_op *op
     case POP_SET:
         if (!p) p = c->payloads[v] = json_object();
         if (!p) return;
-        if (op->key) path_walk(p, op->key, op->nkey, 1, merge_cb, op->obj);
-        else merge_cb(p, op->obj);
+        ny_payload_set(p, op->key, op->obj);
         break;
     case POP_OVERWRITE:
         json_decref(p);
@@ -582,10 +429,7 @@ static void apply_payload_one(ny_collection *c, uint32_t v, const payload_op *op
         break;
     case POP_DELETE_KEYS:
         if (!p) return;
-        for (size_t k = 0; k < op->nkeys; k++) {
-            del_ctx dc = {&op->keys[k][op->nkeys_seg[k] - 1]};
-            path_walk(p, op->keys[k], op->nkeys_seg[k] - 1, 0, del_cb, &dc);
-        }
+        for (size_t k = 0; k < op->nkeys; k++) ny_payload_delete(p, op->keys[k]);
         break;
     case POP_CLEAR:
         json_decref(p);
@@ -718,7 +562,7 @@ int ny_coll_replay(void *ctx, uint64_t lsn, uint32_t type, const void *body, siz
     case REC_CLEAR_PAYLOAD:
     case REC_DELETE_KEYS: {
         payload_op op = {0};
-        char *key = NULL, *obj = NULL;
+        char *key = NULL, *obj = NULL, **keys = NULL;
         if (type == REC_SET_PAYLOAD) key = br_str(&r, &oom);
         if (type == REC_SET_PAYLOAD || type == REC_OVERWRITE_PAYLOAD) {
             obj = br_str(&r, &oom);
@@ -726,19 +570,16 @@ int ny_coll_replay(void *ctx, uint64_t lsn, uint32_t type, const void *body, siz
             op.obj = obj ? json_loads(obj, 0, &err) : json_object();
             if (!json_is_object(op.obj)) rc = NY_ECORRUPT;
         }
-        if (rc == NY_OK && key && path_parse(key, &op.key, &op.nkey) != NY_OK) rc = NY_ECORRUPT;
+        op.key = key;
         if (rc == NY_OK && type == REC_DELETE_KEYS) {
             op.nkeys = br_u32(&r);
             if (r.bad || op.nkeys > len) rc = NY_ECORRUPT;
             else {
-                op.keys = calloc(op.nkeys ? op.nkeys : 1, sizeof *op.keys);
-                op.nkeys_seg = calloc(op.nkeys ? op.nkeys : 1, sizeof *op.nkeys_seg);
-                if (!op.keys || !op.nkeys_seg) oom = 1;
-                for (size_t k = 0; !oom && rc == NY_OK && k < op.nkeys; k++) {
-                    char *ks = br_str(&r, &oom);
-                    if (!ks || path_parse(ks, &op.keys[k], &op.nkeys_seg[k]) != NY_OK) rc = NY_ECORRUPT;
-                    free(ks);
-                }
+                keys = calloc(op.nkeys ? op.nkeys : 1, sizeof *keys);
+                if (!keys) oom = 1;
+                for (size_t k = 0; !oom && k < op.nkeys; k++) keys[k] = br_str(&r, &oom);
+                op.keys = (const char *const *)keys;
+                if (r.bad) rc = NY_ECORRUPT;
             }
         }
         op.kind = type == REC_SET_PAYLOAD ? POP_SET : type == REC_OVERWRITE_PAYLOAD ? POP_OVERWRITE
@@ -749,11 +590,8 @@ int ny_coll_replay(void *ctx, uint64_t lsn, uint32_t type, const void *body, siz
         free(key);
         free(obj);
         json_decref(op.obj);
-        if (op.key) path_free(op.key, op.nkey);
-        for (size_t k = 0; op.keys && k < op.nkeys; k++)
-            if (op.keys[k]) path_free(op.keys[k], op.nkeys_seg[k]);
-        free(op.keys);
-        free(op.nkeys_seg);
+        for (size_t k = 0; keys && k < op.nkeys; k++) free(keys[k]);
+        free(keys);
         break;
     }
     default:
@@ -1059,10 +897,10 @@ int ny_collection_set_payload(ny_collection *c, const ny_selector *sel, const ch
     payload_op op = {.kind = POP_SET};
     int rc = check_open(c);
     if (rc == NY_OK) rc = parse_payload_arg(payload_json, &op.obj);
-    if (rc == NY_OK && key) rc = path_parse(key, &op.key, &op.nkey);
-    if (rc == NY_OK) rc = payload_write(c, sel, REC_SET_PAYLOAD, &op, key, payload_json, NULL, wait);
+    if (rc == NY_OK && key && *key) rc = ny_path_check(key);
+    op.key = key && *key ? key : NULL;
+    if (rc == NY_OK) rc = payload_write(c, sel, REC_SET_PAYLOAD, &op, op.key, payload_json, NULL, wait);
     json_decref(op.obj);
-    if (op.key) path_free(op.key, op.nkey);
     return rc;
 }
 
@@ -1079,20 +917,15 @@ int ny_collection_overwrite_payload(ny_collection *c, const ny_selector *sel, co
 int ny_collection_delete_payload_keys(ny_collection *c, const ny_selector *sel, const char *const *keys,
                                       size_t nkeys, int wait)
 {
-    payload_op op = {.kind = POP_DELETE_KEYS, .nkeys = nkeys};
+    payload_op op = {.kind = POP_DELETE_KEYS, .nkeys = nkeys, .keys = keys};
     int rc = check_open(c);
     if (rc != NY_OK) return rc;
     if (nkeys && !keys) return ny_error(NY_EINVAL, "keys is NULL");
-    op.keys = calloc(nkeys ? nkeys : 1, sizeof *op.keys);
-    op.nkeys_seg = calloc(nkeys ? nkeys : 1, sizeof *op.nkeys_seg);
-    if (!op.keys || !op.nkeys_seg) rc = ny_error(NY_ENOMEM, "out of memory");
-    for (size_t k = 0; rc == NY_OK && k < nkeys; k++) rc = path_parse(keys[k], &op.keys[k], &op.nkeys_seg[k]);
-    if (rc == NY_OK) rc = payload_write(c, sel, REC_DELETE_KEYS, &op, NULL, NULL, keys, wait);
-    for (size_t k = 0; op.keys && k < nkeys; k++)
-        if (op.keys[k]) path_free(op.keys[k], op.nkeys_seg[k]);
-    free(op.keys);
-    free(op.nkeys_seg);
-    return rc;
+    for (size_t k = 0; k < nkeys; k++) {
+        if (!keys[k]) return ny_error(NY_EINVAL, "keys[%zu] is NULL", k);
+        if ((rc = ny_path_check(keys[k])) != NY_OK) return rc;
+    }
+    return payload_write(c, sel, REC_DELETE_KEYS, &op, NULL, NULL, keys, wait);
 }
 
 int ny_collection_clear_payload(ny_collection *c, const ny_selector *sel, int wait)
@@ -1554,10 +1387,8 @@ int ny_collection_create_payload_index(ny_collection *c, const char *field, cons
     (void)wait; /* the schema is written with fsync either way */
     int rc = check_open(c);
     if (rc != NY_OK) return rc;
-    pseg *segs;
-    size_t ns;
-    if ((rc = path_parse(field, &segs, &ns)) != NY_OK) return ny_error(rc, "field_name: %s", ny_errmsg());
-    path_free(segs, ns);
+    if (!field) return ny_error(NY_EINVAL, "field_name is missing");
+    if ((rc = ny_path_check(field)) != NY_OK) return ny_error(rc, "field_name: %s", ny_errmsg());
     if (!schema_json) return ny_error(NY_EINVAL, "field_schema is missing");
     json_error_t err;
     json_t *s = json_loads(schema_json, JSON_DECODE_ANY, &err);
