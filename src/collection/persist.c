@@ -347,6 +347,7 @@ int ny_persist_checkpoint(ny_collection *c)
 int ny_persist_maybe_checkpoint(ny_collection *c)
 {
     if (atomic_load(&c->closed)) return NY_OK;
+    pthread_mutex_lock(&c->ckpt_mu);
     uint64_t bytes = ny_wal_bytes(c->wal);
     /* Log budget: a quarter of the last checkpoint's size, within
      * [32 MiB, 256 MiB]: recovery replays at most that much, and the
@@ -355,9 +356,7 @@ int ny_persist_maybe_checkpoint(ny_collection *c)
     if (budget < (32u << 20)) budget = 32u << 20;
     if (budget > (256u << 20)) budget = 256u << 20;
     int due = bytes > budget || (bytes > (1u << 20) && ny_now() - c->ckpt_time > 600.0);
-    if (!due) return NY_OK;
-    pthread_mutex_lock(&c->ckpt_mu);
-    int rc = atomic_load(&c->closed) ? NY_OK : do_checkpoint(c);
+    int rc = due && !atomic_load(&c->closed) ? do_checkpoint(c) : NY_OK;
     pthread_mutex_unlock(&c->ckpt_mu);
     return rc;
 }
