@@ -381,6 +381,7 @@ static int apply_points(ny_collection *c, size_t n, const ny_point_id *ids, cons
         vids_retire(c, vids, m);
         goto out;
     }
+    atomic_fetch_add(&c->vecs_since_ckpt, m);
     pthread_rwlock_wrlock(&c->rw);
     for (size_t j = 0; j < m && rc == NY_OK; j++) {
         size_t i = src[j];
