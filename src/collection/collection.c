@@ -1260,8 +1260,11 @@ int ny_collection_search(ny_collection *c, const ny_search_params *p, ny_records
     pthread_rwlock_rdlock(&c->rw);
     sfilter sf = {c, f};
     ny_filter flt = {.allow = allow_cb, .ctx = &sf};
-    int exact = p->exact || c->cfg.m == 0;
-    size_t fst_vectors = c->cfg.full_scan_kb * 1024 / (c->dim * sizeof(float));
+    pthread_mutex_lock(&c->cfg_mu);
+    size_t cfg_m = c->cfg.m, fst_kb = c->cfg.full_scan_kb;
+    pthread_mutex_unlock(&c->cfg_mu);
+    int exact = p->exact || cfg_m == 0;
+    size_t fst_vectors = fst_kb * 1024 / (c->dim * sizeof(float));
     size_t est = c->count;
     if (f) {
         est = estimate_matches(c, f);
