@@ -125,6 +125,7 @@ int main(int argc, char **argv)
         snprintf(dir, sizeof dir, "/tmp/nearly-storage-bench-XXXXXX");
         if (!mkdtemp(dir)) return 2;
     }
+    setvbuf(stdout, NULL, _IOLBF, 0);
     printf("storage bench: dir %s, %d CPUs, hnsw m=%d ef_construct=%d\n", dir, ny_cpu_count(), m, ef);
 
     /* ---- 1. 768-d durable upserts */
@@ -156,6 +157,7 @@ int main(int argc, char **argv)
     if (n128) {
         int fds[2];
         if (pipe(fds) != 0) return 1;
+        fflush(stdout);
         pid_t child = fork();
         if (child == 0) {
             close(fds[0]);

@@ -953,6 +953,20 @@ int ny_collection_clear_payload(ny_collection *c, const ny_selector *sel, int wa
 
 /* ===== Read path ======================================================= */
 
+/* Compiles filter_json (NULL allowed); a filter without conditions becomes
+ * NULL so that callers skip evaluating it. */
+static int compile_filter(const char *filter_json, ny_fexpr **out)
+{
+    *out = NULL;
+    if (!filter_json) return NY_OK;
+    int rc = ny_filter_compile(filter_json, out);
+    if (rc == NY_OK && ny_filter_is_match_all(*out)) {
+        ny_filter_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 void ny_free(void *p) { free(p); }
 
 void ny_records_free(ny_records *r)
@@ -1112,7 +1126,7 @@ int ny_collection_scroll(ny_collection *c, const ny_point_id *offset, size_t lim
     if (rc != NY_OK) return rc;
     if (offset && (rc = check_id(offset, 0)) != NY_OK) return rc;
     ny_fexpr *f = NULL;
-    if (filter_json && (rc = ny_filter_compile(filter_json, &f)) != NY_OK) return rc;
+    if ((rc = compile_filter(filter_json, &f)) != NY_OK) return rc;
     read_ctx rx;
     if ((rc = read_ctx_init(&rx, opts)) != NY_OK) {
         ny_filter_free(f);
@@ -1171,7 +1185,7 @@ int ny_collection_count(ny_collection *c, const char *filter_json, size_t *out)
     if (rc != NY_OK) return rc;
     if (!out) return ny_error(NY_EINVAL, "out is NULL");
     ny_fexpr *f = NULL;
-    if (filter_json && (rc = ny_filter_compile(filter_json, &f)) != NY_OK) return rc;
+    if ((rc = compile_filter(filter_json, &f)) != NY_OK) return rc;
     pthread_rwlock_rdlock(&c->rw);
     size_t n = 0;
     if (!f) n = c->count;
@@ -1239,7 +1253,7 @@ int ny_collection_search(ny_collection *c, const ny_search_params *p, ny_records
     if (p->has_score_threshold && !isfinite(p->score_threshold))
         return ny_error(NY_EINVAL, "search: score_threshold must be finite");
     ny_fexpr *f = NULL;
-    if (p->filter_json && (rc = ny_filter_compile(p->filter_json, &f)) != NY_OK) return rc;
+    if ((rc = compile_filter(p->filter_json, &f)) != NY_OK) return rc;
     read_ctx rx;
     if ((rc = read_ctx_init(&rx, &p->read)) != NY_OK) {
         ny_filter_free(f);
