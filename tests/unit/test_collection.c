@@ -241,6 +241,15 @@ TEST(points_search_scroll_count)
         ny_records_free(&r);
     }
     CHECKF(hits >= total * 9 / 10, "hnsw recall %d/%d", hits, total);
+    /* has_id filter: only those points, ranked. */
+    float q0[DIM];
+    gen_vec(7, 1, q0);
+    ny_search_params ph = {.vector = q0, .limit = 5, .filter_json = "{\"must\": [{\"has_id\": [5, 7, 9]}]}"};
+    ny_records rh;
+    REQUIRE(ny_collection_search(c, &ph, &rh) == NY_OK);
+    CHECK(rh.n == 3 && rh.items[0].id.num == 7);
+    for (size_t k = 0; k < rh.n; k++) CHECK(rh.items[k].id.num == 5 || rh.items[k].id.num == 7 || rh.items[k].id.num == 9);
+    ny_records_free(&rh);
     /* Scroll through everything in id order, pages of 97. */
     ny_point_id off;
     int has = 0;
