@@ -3,6 +3,7 @@
 #ifndef NY_CLI_H
 #define NY_CLI_H
 
-/* (commands are declared here as they are added) */
+/* `nearly serve`: the Qdrant-compatible REST server (src/cli/serve.c). */
+int cmd_serve(int argc, char **argv);
 
 #endif

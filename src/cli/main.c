@@ -21,6 +21,7 @@ static const struct {
     const char *help;
 } commands[] = {
     {"version", cmd_version, "print the version and the SIMD level in use"},
+    {"serve", cmd_serve, "serve the collections over HTTP with Qdrant's REST API"},
 };
 
 static void usage(FILE *f)
