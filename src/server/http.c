@@ -806,8 +806,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         size_t limit = cr->rt->body == B_UPLOAD ? s->cfg.max_upload : s->cfg.max_body;
         if (cl && strtoull(cl, NULL, 10) > limit) {
-            fail(r, 413, "Payload error: the request body (%s bytes) exceeds the limit of %zu bytes", cl, limit);
-            return queue_reply(cr);
+            /* A moderately larger body is read and dropped so that the
+             * client, still sending, sees the 413 instead of a reset; a huge
+             * one is refused at once and the connection closed. */
+            if (strtoull(cl, NULL, 10) - limit > ((size_t)64 << 20) || cr->rt->body == B_UPLOAD) {
+                fail(r, 413, "Payload error: the request body (%s bytes) exceeds the limit of %zu bytes", cl, limit);
+                return queue_reply(cr);
+            }
+            cr->too_large = 1;
         }
         if (cr->rt->body == B_UPLOAD && upload_start(cr)) return queue_reply(cr);
         if (r->err) return queue_reply(cr);
@@ -819,11 +825,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_size = 0;
         cr->in_bytes += n;
         if (cr->done) return MHD_YES;
+        if (cr->too_large || cr->rt->body == B_NONE) return MHD_YES; /* dropped */
         if (cr->rt->body == B_UPLOAD) {
             upload_feed(cr, upload_data, n);
             return MHD_YES;
         }
-        if (cr->rt->body == B_NONE) return MHD_YES; /* body ignored */
         if (cr->too_large || r->body_len + n > s->cfg.max_body) {
             cr->too_large = 1;
             return MHD_YES;

@@ -68,10 +68,9 @@ void sha256_update(sha256_ctx *c, const void *data, size_t n)
         c->nbuf += k;
         p += k;
         n -= k;
-        if (c->nbuf == 64) {
-            block(c->h, c->buf);
-            c->nbuf = 0;
-        }
+        if (c->nbuf < 64) return;
+        block(c->h, c->buf);
+        c->nbuf = 0;
     }
     for (; n >= 64; p += 64, n -= 64) block(c->h, p);
     memcpy(c->buf, p, n);
