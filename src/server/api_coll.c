@@ -429,7 +429,7 @@ int h_snapshot_list(req *r)
             if (names[n]) n++;
         }
         closedir(d);
-        qsort(names, n, sizeof *names, cmp_str);
+        if (n) qsort(names, n, sizeof *names, cmp_str);
         for (size_t i = 0; i < n; i++) {
             if (i) sb_putc(&r->out, ',');
             describe(&r->out, dir, names[i]);
