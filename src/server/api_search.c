@@ -212,6 +212,7 @@ static void close_lookup(lookup *lk)
 static int vector_input(req *r, ny_collection *c, lookup *lk, query *q, const json_t *v, float *out, const char *where)
 {
     size_t dim = ny_collection_dim(c);
+    if (is_vecref(v)) return get_vector(r, v, dim, out, where);
     if (json_is_integer(v) || json_is_string(v)) {
         ny_point_id id;
         char err[256];

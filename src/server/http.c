@@ -38,7 +38,7 @@
 
 /* ===== Routes =========================================================== */
 
-enum { B_NONE = 0, B_JSON = 1, B_UPLOAD = 2 };
+enum { B_NONE = 0, B_JSON = 1, B_UPLOAD = 2, B_VEC = 3 /* JSON holding vectors */ };
 
 typedef struct route {
     const char *method;
@@ -82,23 +82,23 @@ static const route routes[] = {
     {"DELETE", "/collections/*/snapshots/*", "delete_snapshot", h_snapshot_delete, 1, B_NONE},
     {"GET", "/collections/*/points/*", "get_point", h_point_get, 0, B_NONE},
     {"POST", "/collections/*/points", "get_points", h_points_get, 0, B_JSON},
-    {"PUT", "/collections/*/points", "upsert_points", h_points_upsert, 1, B_JSON},
+    {"PUT", "/collections/*/points", "upsert_points", h_points_upsert, 1, B_VEC},
     {"POST", "/collections/*/points/delete", "delete_points", h_points_delete, 1, B_JSON},
-    {"PUT", "/collections/*/points/vectors", "update_vectors", h_vectors_update, 1, B_JSON},
+    {"PUT", "/collections/*/points/vectors", "update_vectors", h_vectors_update, 1, B_VEC},
     {"POST", "/collections/*/points/vectors/delete", "delete_vectors", h_vectors_delete, 1, B_JSON},
     {"POST", "/collections/*/points/payload", "set_payload", h_payload_set, 1, B_JSON},
     {"PUT", "/collections/*/points/payload", "overwrite_payload", h_payload_overwrite, 1, B_JSON},
     {"POST", "/collections/*/points/payload/delete", "delete_payload", h_payload_delete, 1, B_JSON},
     {"POST", "/collections/*/points/payload/clear", "clear_payload", h_payload_clear, 1, B_JSON},
-    {"POST", "/collections/*/points/batch", "batch_update", h_points_batch, 1, B_JSON},
+    {"POST", "/collections/*/points/batch", "batch_update", h_points_batch, 1, B_VEC},
     {"POST", "/collections/*/points/scroll", "scroll_points", h_scroll, 0, B_JSON},
     {"POST", "/collections/*/points/count", "count_points", h_count, 0, B_JSON},
-    {"POST", "/collections/*/points/search", "search_points", h_search, 0, B_JSON},
-    {"POST", "/collections/*/points/search/batch", "search_batch_points", h_search_batch, 0, B_JSON},
-    {"POST", "/collections/*/points/query", "query_points", h_query, 0, B_JSON},
-    {"POST", "/collections/*/points/query/batch", "query_batch_points", h_query_batch, 0, B_JSON},
-    {"POST", "/collections/*/points/recommend", "recommend_points", h_recommend, 0, B_JSON},
-    {"POST", "/collections/*/points/recommend/batch", "recommend_batch_points", h_recommend_batch, 0, B_JSON},
+    {"POST", "/collections/*/points/search", "search_points", h_search, 0, B_VEC},
+    {"POST", "/collections/*/points/search/batch", "search_batch_points", h_search_batch, 0, B_VEC},
+    {"POST", "/collections/*/points/query", "query_points", h_query, 0, B_VEC},
+    {"POST", "/collections/*/points/query/batch", "query_batch_points", h_query_batch, 0, B_VEC},
+    {"POST", "/collections/*/points/recommend", "recommend_points", h_recommend, 0, B_VEC},
+    {"POST", "/collections/*/points/recommend/batch", "recommend_batch_points", h_recommend_batch, 0, B_VEC},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 #define ROUTE_UNKNOWN NROUTES /* metrics slot for unmatched requests */
@@ -518,6 +518,7 @@ typedef struct conn_req {
     int done;          /* a response was queued */
     int counted;       /* counted in s->inflight */
     upload *up;
+    vecpool pool;      /* vectors parsed ahead of jansson */
     size_t in_bytes, out_bytes;
 } conn_req;
 
@@ -691,7 +692,8 @@ static void finish(conn_req *cr)
              r->s->cfg.max_body);
         return;
     }
-    if (cr->rt->body == B_JSON && r->body_len) {
+    if (cr->rt->body == B_VEC && r->body_len) vec_rewrite(r->body, r->body_len, &cr->pool);
+    if ((cr->rt->body == B_JSON || cr->rt->body == B_VEC) && r->body_len) {
         json_error_t e;
         r->json = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &e);
         if (!r->json) {
@@ -725,7 +727,9 @@ static void finish(conn_req *cr)
         }
         r->body = up->path; /* borrowed: the handler reads the file */
     }
+    vecpool_set_current(&cr->pool);
     cr->rt->fn(r);
+    vecpool_set_current(NULL);
     if (cr->rt->body == B_UPLOAD) r->body = NULL;
 }
 
@@ -906,6 +910,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         sb_free(&t);
     }
     upload_free(cr->up);
+    vecpool_free(&cr->pool);
     for (int i = 0; i < r->nargs; i++) free(r->args[i]);
     if (r->raw) MHD_destroy_response(r->raw);
     json_decref(r->json);

@@ -152,6 +152,19 @@ int check_with_payload(const json_t *v, char *err, size_t errlen);
 /* with_vector: true/false, or a list of vector names (only "" exists).
  * Returns 0/1, or -1 with err set. */
 int parse_with_vector(const json_t *v, int dflt, char *err, size_t errlen);
+/* Vectors parsed ahead of jansson (see vec_rewrite in util.c). */
+typedef struct vecpool {
+    float *data;
+    size_t n, cap;
+    size_t *off;      /* per vector: offset, length */
+    size_t nvec, cap_vec;
+} vecpool;
+void vec_rewrite(char *body, size_t len, vecpool *pool);
+void vecpool_free(vecpool *p);
+/* Makes pool the one references resolve against in this thread (NULL: none). */
+void vecpool_set_current(const vecpool *p);
+/* 1 if v is a reference to a pooled vector. */
+int is_vecref(const json_t *v);
 /* Dumps v compactly (NULL when v is NULL or JSON null); free with free(). */
 char *json_text(const json_t *v);
 /* Collection / snapshot names safe to use in a file path. */

@@ -180,7 +180,7 @@ int parse_point_id(const json_t *v, ny_point_id *out, char *err, size_t errlen)
 
 const json_t *unwrap_vector(const json_t *v, char *err, size_t errlen)
 {
-    if (json_is_array(v)) return v;
+    if (json_is_array(v) || is_vecref(v)) return v;
     if (json_is_object(v)) {
         const char *key;
         json_t *val;
@@ -189,7 +189,7 @@ const json_t *unwrap_vector(const json_t *v, char *err, size_t errlen)
                 snprintf(err, errlen, "Not existing vector name error: %.100s", key);
                 return NULL;
             }
-            if (!json_is_array(val)) break;
+            if (!json_is_array(val) && !is_vecref(val)) break;
             return val;
         }
         if (json_object_size(v) == 0) {
@@ -201,8 +201,25 @@ const json_t *unwrap_vector(const json_t *v, char *err, size_t errlen)
     return NULL;
 }
 
+static const float *vecref(const json_t *v, size_t *n);
+
 int parse_vector(const json_t *v, size_t dim, float *out, char *err, size_t errlen)
 {
+    size_t rn;
+    const float *rv = vecref(v, &rn);
+    if (rv) {
+        if (rn != dim) {
+            snprintf(err, errlen, "Vector dimension error: expected dim: %zu, got %zu", dim, rn);
+            return -1;
+        }
+        for (size_t i = 0; i < rn; i++)
+            if (!isfinite(rv[i])) {
+                snprintf(err, errlen, "vector element %zu is out of the float range", i);
+                return -1;
+            }
+        memcpy(out, rv, dim * sizeof(float));
+        return 0;
+    }
     if (!json_is_array(v)) {
         snprintf(err, errlen, "vector must be a list of numbers");
         return -1;
@@ -319,4 +336,246 @@ int valid_snapshot_name(const char *s)
 {
     size_t n = strlen(s);
     return valid_name(s) && n > 9 && !strcmp(s + n - 9, ".snapshot");
+}
+
+/* ===== Fast vector parsing ============================================== *
+ *
+ * jansson turns every number of a request into an allocated json_t and
+ * parses it with strtod: a 1000 x 128 upsert spent most of its time there.
+ * Before jansson sees an upsert/search body, vec_rewrite() finds the flat
+ * numeric arrays that hold vectors -- arrays that are the value of "vector",
+ * "query" or "nearest", or elements of "vectors", "positive", "negative",
+ * never under "payload(s)" or "filter" -- parses them into a float pool and
+ * overwrites their text in place with a short string reference
+ * ("\u0001v<index>", padded with spaces).  parse_vector() and friends accept
+ * such a reference wherever a vector is expected.  Anything unusual (nested
+ * arrays, non-numbers, a huge exponent) is left for jansson. */
+
+static __thread const vecpool *tl_pool;
+
+void vecpool_free(vecpool *p)
+{
+    free(p->data);
+    free(p->off);
+    memset(p, 0, sizeof *p);
+}
+
+void vecpool_set_current(const vecpool *p)
+{
+    tl_pool = p;
+}
+
+static const double pow10_tab[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                     1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* One JSON number at p.  Exact (Clinger's fast path) when the mantissa has
+ * at most 15 significant digits and the power of ten is within 10^+-22;
+ * otherwise strtod on a copy of the token.  Returns the end or NULL. */
+static const char *scan_number(const char *p, const char *end, double *out)
+{
+    const char *s = p;
+    int neg = 0;
+    if (p < end && *p == '-') neg = 1, p++;
+    if (p >= end || *p < '0' || *p > '9') return NULL;
+    uint64_t m = 0;
+    int sig = 0, exp10 = 0, exact = 1;
+    if (*p == '0') p++;
+    else
+        for (; p < end && *p >= '0' && *p <= '9'; p++) {
+            if (sig < 19) m = m * 10 + (uint64_t)(*p - '0'), sig += (m != 0);
+            else exact = 0;
+        }
+    if (p < end && *p == '.') {
+        p++;
+        if (p >= end || *p < '0' || *p > '9') return NULL;
+        for (; p < end && *p >= '0' && *p <= '9'; p++) {
+            if (sig < 19) {
+                m = m * 10 + (uint64_t)(*p - '0');
+                sig += (m != 0);
+                exp10--;
+            } else if (*p != '0') exact = 0;
+        }
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        int eneg = 0, e = 0;
+        if (p < end && (*p == '+' || *p == '-')) eneg = *p == '-', p++;
+        if (p >= end || *p < '0' || *p > '9') return NULL;
+        for (; p < end && *p >= '0' && *p <= '9'; p++)
+            if (e < 100000) e = e * 10 + (*p - '0');
+        exp10 += eneg ? -e : e;
+    }
+    if (exact && sig <= 15 && exp10 >= -22 && exp10 <= 22) {
+        double d = (double)m;
+        d = exp10 < 0 ? d / pow10_tab[-exp10] : d * pow10_tab[exp10];
+        *out = neg ? -d : d;
+        return p;
+    }
+    char tmp[64];
+    if ((size_t)(p - s) >= sizeof tmp) return NULL;
+    memcpy(tmp, s, (size_t)(p - s));
+    tmp[p - s] = 0;
+    *out = strtod(tmp, NULL);
+    return p;
+}
+
+static int pool_add(vecpool *pool, const float *v, size_t n)
+{
+    if (pool->nvec == pool->cap_vec) {
+        size_t cap = pool->cap_vec ? pool->cap_vec * 2 : 64;
+        size_t *o = realloc(pool->off, 2 * cap * sizeof *o);
+        if (!o) return -1;
+        pool->off = o;
+        pool->cap_vec = cap;
+    }
+    if (pool->n + n > pool->cap) {
+        size_t cap = pool->cap ? pool->cap : 4096;
+        while (cap < pool->n + n) cap *= 2;
+        float *d = realloc(pool->data, cap * sizeof *d);
+        if (!d) return -1;
+        pool->data = d;
+        pool->cap = cap;
+    }
+    memcpy(pool->data + pool->n, v, n * sizeof *v);
+    pool->off[2 * pool->nvec] = pool->n;
+    pool->off[2 * pool->nvec + 1] = n;
+    pool->n += n;
+    pool->nvec++;
+    return 0;
+}
+
+static int key_is(const char *k, size_t kl, const char *w)
+{
+    return kl == strlen(w) && !memcmp(k, w, kl);
+}
+
+void vec_rewrite(char *body, size_t len, vecpool *pool)
+{
+    enum { MAXD = 64 };
+    struct frame {
+        char arr;       /* 1: array, 0: object */
+        char excl;      /* under payload / filter */
+        char vec_elems; /* array whose elements are vectors */
+        const char *key;/* object: the last key seen */
+        size_t klen;
+    } st[MAXD];
+    int d = -1;
+    float *buf = NULL;
+    size_t bufcap = 0;
+    char *p = body, *end = body + len;
+    while (p < end) {
+        char c = *p;
+        if (c == '"') {
+            char *s = ++p;
+            while (p < end && *p != '"') p += (*p == '\\') ? 2 : 1;
+            if (p >= end) break;
+            size_t sl = (size_t)(p - s);
+            p++;
+            if (d >= 0 && !st[d].arr) {
+                char *q = p;
+                while (q < end && (*q == ' ' || *q == '\n' || *q == '\r' || *q == '\t')) q++;
+                if (q < end && *q == ':') st[d].key = s, st[d].klen = sl;
+            }
+            continue;
+        }
+        if (c == '{' || c == '[') {
+            if (d + 1 >= MAXD) break; /* too deep: leave the rest to jansson */
+            int excl = 0, want = 0, vec_elems = 0;
+            if (d >= 0) {
+                excl = st[d].excl;
+                if (!st[d].arr) {
+                    const char *k = st[d].key;
+                    size_t kl = k ? st[d].klen : 0;
+                    if (k && (key_is(k, kl, "payload") || key_is(k, kl, "payloads") || key_is(k, kl, "filter") ||
+                              key_is(k, kl, "update_filter")))
+                        excl = 1;
+                    if (k && c == '[' && !excl) {
+                        want = key_is(k, kl, "vector") || key_is(k, kl, "query") || key_is(k, kl, "nearest");
+                        vec_elems = key_is(k, kl, "vectors") || key_is(k, kl, "positive") || key_is(k, kl, "negative");
+                    }
+                } else if (c == '[' && !excl) {
+                    want = st[d].vec_elems;
+                }
+            }
+            if (want) {
+                /* a flat array of numbers? */
+                char *q = p + 1;
+                size_t n = 0;
+                int ok = 1;
+                for (;;) {
+                    while (q < end && (*q == ' ' || *q == '\n' || *q == '\r' || *q == '\t')) q++;
+                    if (q < end && *q == ']' && n == 0) break;
+                    double v;
+                    const char *nq = scan_number(q, end, &v);
+                    if (!nq) {
+                        ok = 0;
+                        break;
+                    }
+                    if (n == bufcap) {
+                        size_t cap = bufcap ? bufcap * 2 : 256;
+                        float *b = realloc(buf, cap * sizeof *b);
+                        if (!b) {
+                            ok = 0;
+                            break;
+                        }
+                        buf = b;
+                        bufcap = cap;
+                    }
+                    buf[n++] = (float)v;
+                    q = (char *)nq;
+                    while (q < end && (*q == ' ' || *q == '\n' || *q == '\r' || *q == '\t')) q++;
+                    if (q < end && *q == ',') {
+                        q++;
+                        continue;
+                    }
+                    if (q < end && *q == ']') break;
+                    ok = 0;
+                    break;
+                }
+                if (ok && q < end && n > 0) {
+                    char ref[40];
+                    int rl = snprintf(ref, sizeof ref, "\"\\u0001v%zu\"", pool->nvec);
+                    size_t span = (size_t)(q + 1 - p);
+                    if ((size_t)rl <= span && pool_add(pool, buf, n) == 0) {
+                        memcpy(p, ref, (size_t)rl);
+                        memset(p + rl, ' ', span - (size_t)rl);
+                        p = q + 1;
+                        continue;
+                    }
+                }
+            }
+            d++;
+            st[d].arr = c == '[';
+            st[d].excl = (char)excl;
+            st[d].vec_elems = (char)vec_elems;
+            st[d].key = NULL;
+            st[d].klen = 0;
+            p++;
+            continue;
+        }
+        if (c == '}' || c == ']') {
+            if (d >= 0) d--;
+        }
+        p++;
+    }
+    free(buf);
+}
+
+/* The pooled vector a reference string names, or NULL. */
+static const float *vecref(const json_t *v, size_t *n)
+{
+    if (!tl_pool || !json_is_string(v)) return NULL;
+    const char *s = json_string_value(v);
+    if (s[0] != 1 || s[1] != 'v') return NULL;
+    char *e;
+    unsigned long long i = strtoull(s + 2, &e, 10);
+    if (*e || e == s + 2 || i >= tl_pool->nvec) return NULL;
+    *n = tl_pool->off[2 * i + 1];
+    return tl_pool->data + tl_pool->off[2 * i];
+}
+
+int is_vecref(const json_t *v)
+{
+    size_t n;
+    return vecref(v, &n) != NULL;
 }

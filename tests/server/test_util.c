@@ -248,3 +248,124 @@ TEST(settings_file_env_precedence)
     CHECK_RC(ny_server_config_set(&c, "logger.access_log", "false"), NY_OK);
     CHECK(c.access_log == 0);
 }
+
+/* Parses body with and without vec_rewrite and checks that every vector
+ * found at the given JSON pointer paths is identical, and that the rest of
+ * the document is untouched. */
+static void vec_case(const char *body, const char *const *vec_paths, size_t nvec, const char *const *keep_paths,
+                     size_t nkeep)
+{
+    json_t *ref = json_loads(body, 0, NULL);
+    REQUIRE(ref);
+    char *copy = strdup(body);
+    vecpool pool = {0};
+    vec_rewrite(copy, strlen(copy), &pool);
+    json_t *got = json_loads(copy, 0, NULL);
+    REQUIRE(got);
+    vecpool_set_current(&pool);
+    for (size_t i = 0; i < nvec; i++) {
+        /* path: keys separated by '/', numbers index arrays */
+        const json_t *a = ref, *b = got;
+        char path[256];
+        snprintf(path, sizeof path, "%s", vec_paths[i]);
+        for (char *t = strtok(path, "/"); t; t = strtok(NULL, "/")) {
+            if (json_is_array(a)) a = json_array_get(a, (size_t)atoi(t)), b = json_array_get(b, (size_t)atoi(t));
+            else a = json_object_get(a, t), b = json_object_get(b, t);
+        }
+        REQUIRE(a && b);
+        CHECKF(is_vecref(b), "%s was not rewritten", vec_paths[i]);
+        size_t dim = json_array_size(a);
+        float x[64], y[64];
+        char err[256];
+        REQUIRE(dim <= 64);
+        CHECK(parse_vector(a, dim, x, err, sizeof err) == 0);
+        CHECKF(parse_vector(b, dim, y, err, sizeof err) == 0, "%s", err);
+        for (size_t k = 0; k < dim; k++) CHECKF(x[k] == y[k] || (x[k] != x[k] && y[k] != y[k]), "%s[%zu]: %.9g vs %.9g", vec_paths[i], k, (double)x[k], (double)y[k]);
+        if (dim > 1) CHECK(parse_vector(b, dim - 1, y, err, sizeof err) == -1 && strstr(err, "expected dim"));
+    }
+    for (size_t i = 0; i < nkeep; i++) {
+        const json_t *a = ref, *b = got;
+        char path[256];
+        snprintf(path, sizeof path, "%s", keep_paths[i]);
+        for (char *t = strtok(path, "/"); t; t = strtok(NULL, "/")) {
+            if (json_is_array(a)) a = json_array_get(a, (size_t)atoi(t)), b = json_array_get(b, (size_t)atoi(t));
+            else a = json_object_get(a, t), b = json_object_get(b, t);
+        }
+        CHECKF(a && b && json_equal(a, b), "%s changed", keep_paths[i]);
+    }
+    vecpool_set_current(NULL);
+    json_decref(ref);
+    json_decref(got);
+    vecpool_free(&pool);
+    free(copy);
+}
+
+TEST(vector_fast_path_matches_jansson)
+{
+    const char *b1 =
+        "{\"points\": [{\"id\": 1, \"vector\": [0.1, -2.5e-3, 3, 1e-30, 123456789.123456789, -0.0, 0.30000000000000004,"
+        " 3.4e38, 1.4e-45, 4.9e-324, 9007199254740993, 0.1234567890123456789], \"payload\": {\"vector\": [1, 2, 3, 4, 5, 6, 7, 8],"
+        " \"s\": \"\\\"vector\\\": [1,2,3,4,5,6,7,8,9]\"}},"
+        " {\"id\": 2, \"vector\": [1,2,3,4,5,6,7,8,9,10,11], \"payload\": null}]}";
+    const char *v1[] = {"points/0/vector", "points/1/vector"};
+    const char *k1[] = {"points/0/payload", "points/0/id", "points/1/id"};
+    vec_case(b1, v1, 2, k1, 3);
+    const char *b2 = "{\"batch\": {\"ids\": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], \"vectors\": [[1.5, 2.5, 3.5, 4.5, 5.5, 6.5],"
+                     " [ 1 , 2 , 3 , 4 , 5 , 6 ]], \"payloads\": [{\"vectors\": [[1,2,3,4,5,6,7,8,9]]}, {}]}}";
+    const char *v2[] = {"batch/vectors/0", "batch/vectors/1"};
+    const char *k2[] = {"batch/ids", "batch/payloads"};
+    vec_case(b2, v2, 2, k2, 2);
+    const char *b3 = "{\"query\": {\"recommend\": {\"positive\": [1, [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75]],"
+                     " \"negative\": [[-1e2, 2E+1, 3e-1, 4, 5, 6, 7, 8]]}}, \"filter\": {\"must\": [{\"has_id\": [1,2,3,4,5,6,7,8,9,10,11,12]},"
+                     " {\"key\": \"vector\", \"match\": {\"any\": [1,2,3,4,5,6,7,8,9]}}]}, \"limit\": 5}";
+    const char *v3[] = {"query/recommend/positive/1", "query/recommend/negative/0"};
+    const char *k3[] = {"filter", "query/recommend/positive/0", "limit"};
+    vec_case(b3, v3, 2, k3, 3);
+    const char *b4 = "{\"searches\": [{\"query\": {\"nearest\": [0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625]}},"
+                     " {\"vector\": [1e39, 1, 1, 1, 1, 1, 1, 1], \"limit\": 1}]}";
+    const char *v4[] = {"searches/0/query/nearest"};
+    vec_case(b4, v4, 1, NULL, 0);
+    /* 1e39 overflows float: still refused with the same message */
+    char *c = strdup(b4);
+    vecpool pool = {0};
+    vec_rewrite(c, strlen(c), &pool);
+    json_t *g = json_loads(c, 0, NULL);
+    REQUIRE(g);
+    vecpool_set_current(&pool);
+    float out[8];
+    char err[256];
+    const json_t *v = json_object_get(json_array_get(json_object_get(g, "searches"), 1), "vector");
+    CHECK(parse_vector(v, 8, out, err, sizeof err) == -1 && strstr(err, "float range"));
+    vecpool_set_current(NULL);
+    /* without the pool a reference is just a string */
+    CHECK(!is_vecref(json_object_get(json_object_get(json_array_get(json_object_get(g, "searches"), 0), "query"), "nearest")));
+    json_decref(g);
+    vecpool_free(&pool);
+    free(c);
+    /* malformed bodies are left for jansson to refuse; no crash */
+    const char *bad[] = {"{\"vector\": [1, 2, 3, 4, 5, 6, 7", "{\"vector\": [1,,2,3,4,5,6,7,8,9]}", "{\"vector\": [-]}",
+                         "{\"vector\": [1.]}", "\"", "[[[[", "{\"vector\": [1e, 2, 3, 4, 5, 6, 7, 8, 9]}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *x = strdup(bad[i]);
+        vecpool p2 = {0};
+        vec_rewrite(x, strlen(x), &p2);
+        CHECKF(json_loads(x, 0, NULL) == NULL, "'%s' became valid: %s", bad[i], x);
+        vecpool_free(&p2);
+        free(x);
+    }
+    /* random vectors: the fast path agrees with strtod-based parsing */
+    unsigned long long st = 99;
+    for (int it = 0; it < 200; it++) {
+        sb b;
+        sb_init(&b);
+        sb_puts(&b, "{\"vector\": [");
+        for (int k = 0; k < 32; k++) {
+            double x = t_randf(&st) * pow(10.0, (double)(it % 30) - 15.0);
+            sb_printf(&b, "%s%.*g", k ? "," : "", 1 + it % 18, x);
+        }
+        sb_puts(&b, "]}");
+        const char *vp[] = {"vector"};
+        vec_case(b.p, vp, 1, NULL, 0);
+        sb_free(&b);
+    }
+}
