@@ -148,7 +148,8 @@ static int load_yaml(ny_server_config *c, char *text)
     char keys[16][128];
     int indents[16];
     int depth = 0, lineno = 0;
-    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         lineno++;
         char *hash = NULL;
         int q = 0;

@@ -763,7 +763,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!copy) return MHD_NO;
         char *segs[16];
         int nsegs = 0, toolong = 0;
-        for (char *p = strtok(copy, "/"); p; p = strtok(NULL, "/")) {
+        char *save = NULL;
+        for (char *p = strtok_r(copy, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
             if (nsegs == 16) {
                 toolong = 1;
                 break;

@@ -103,3 +103,20 @@ test('deeply nested JSON and odd paths are refused cleanly', async () => {
   assert.equal(res.status, 422);
   assert.equal((await http('GET', '/')).status, 200);
 });
+
+test('concurrent mixed requests all get their own correct answer', async () => {
+  const jobs = [];
+  for (let i = 0; i < 240; i++) {
+    const id = i % 50;
+    switch (i % 4) {
+      case 0: jobs.push(http('GET', `${C}/points/${id}`).then((r) => assert.equal(r.json.result.id, id, r.text))); break;
+      case 1: jobs.push(http('POST', `${C}/points/count`, { filter: { must: [{ key: 'k', match: { value: id % 3 } }] } })
+        .then((r) => assert.equal(r.json.result.count, [17, 17, 16][id % 3], r.text))); break;
+      case 2: jobs.push(http('POST', `${C}/points/query`, { query: id, limit: 3 })
+        .then((r) => { assert.equal(r.status, 200, r.text); assert.ok(!r.json.result.points.some((p) => p.id === id)); })); break;
+      default: jobs.push(http('POST', `${C}/points/scroll`, { offset: id, limit: 2, with_payload: false })
+        .then((r) => assert.equal(r.json.result.points[0].id, id, r.text)));
+    }
+  }
+  await Promise.all(jobs);
+});
