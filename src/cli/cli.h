@@ -5,5 +5,11 @@
 
 /* `nearly serve`: the Qdrant-compatible REST server (src/cli/serve.c). */
 int cmd_serve(int argc, char **argv);
+/* nearly gen: synthetic data set + exact ground truth (gen.c). */
+int cmd_gen(int argc, char **argv);
+/* nearly bench: HNSW build/recall/QPS/latency/memory on fvecs files (bench.c). */
+int cmd_bench(int argc, char **argv);
+/* nearly bench-scan: exact-scan throughput vs memory bandwidth (scan.c). */
+int cmd_bench_scan(int argc, char **argv);
 
 #endif
