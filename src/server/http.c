@@ -327,6 +327,10 @@ int check_fields(req *r, const json_t *obj, const char *ctx, const char *const *
     const char *key;
     json_t *val;
     json_object_foreach((json_t *)obj, key, val) {
+        if (!strcmp(key, "shard_key") && !json_is_null(val)) {
+            fail(r, 400, "Wrong input: shard keys are not supported: collections have a single shard");
+            return -1;
+        }
         int ok = 0;
         for (const char *const *a = allowed; *a; a++)
             if (!strcmp(*a, key)) {
