@@ -394,8 +394,9 @@ static size_t current_rss(void)
     return k == 2 ? (size_t)res * (size_t)sysconf(_SC_PAGESIZE) : 0;
 }
 
-/* Collections and their point counts, for /metrics and /telemetry. */
-static void collection_stats(srv *s, size_t *ncoll, size_t *npoints)
+/* Collections and their point counts, for /metrics and /telemetry; with
+ * per != NULL, one `collection_points{collection="..."} N` line each. */
+static void collection_stats(srv *s, size_t *ncoll, size_t *npoints, sb *per)
 {
     *ncoll = *npoints = 0;
     char *list = NULL;
@@ -412,6 +413,11 @@ static void collection_stats(srv *s, size_t *ncoll, size_t *npoints)
         if (ny_db_get_collection(s->db, json_string_value(json_array_get(names, i)), &c) != NY_OK) continue;
         size_t n = 0;
         if (ny_collection_count(c, NULL, &n) == NY_OK) *npoints += n;
+        if (per) {
+            sb_puts(per, "collection_points{collection=");
+            sb_json_str(per, ny_collection_name(c)); /* names are [A-Za-z0-9_.-]: no escaping needed */
+            sb_printf(per, "} %zu\n", n);
+        }
         ny_collection_release(c);
     }
     json_decref(names);
@@ -420,7 +426,7 @@ static void collection_stats(srv *s, size_t *ncoll, size_t *npoints)
 static int h_telemetry(req *r)
 {
     size_t nc, np;
-    collection_stats(r->s, &nc, &np);
+    collection_stats(r->s, &nc, &np, NULL);
     sb *o = &r->out;
     r->status = 200;
     sb_printf(o,
@@ -436,7 +442,9 @@ static int h_metrics(req *r)
 {
     srv *s = r->s;
     size_t nc, np;
-    collection_stats(s, &nc, &np);
+    sb per;
+    sb_init(&per);
+    collection_stats(s, &nc, &np, &per);
     sb b;
     sb_init(&b);
     sb_printf(&b, "# HELP app_info information about the server\n# TYPE app_info gauge\n"
@@ -448,6 +456,9 @@ static int h_metrics(req *r)
     sb_printf(&b, "# HELP points_total number of points in all collections\n# TYPE points_total gauge\n"
                   "points_total %zu\n",
               np);
+    sb_puts(&b, "# HELP collection_points number of points per collection\n# TYPE collection_points gauge\n");
+    if (per.p) sb_puts(&b, per.p);
+    sb_free(&per);
     sb_printf(&b, "# HELP memory_resident_bytes resident set size\n# TYPE memory_resident_bytes gauge\n"
                   "memory_resident_bytes %zu\n"
                   "# HELP memory_peak_resident_bytes peak resident set size\n"

@@ -202,6 +202,7 @@ test('GET /metrics in Prometheus text format; /telemetry', async () => {
   assert.match(r.text, /^rest_responses_total\{method="POST",endpoint="search_points",status="200"\} \d+$/m);
   assert.match(r.text, /^rest_responses_duration_seconds_bucket\{method="POST",endpoint="search_points",le="\+Inf"\} \d+$/m);
   assert.match(r.text, /^points_total \d+$/m);
+  assert.match(r.text, /^collection_points\{collection="wire"\} \d+$/m);
   assert.match(r.text, /^memory_resident_bytes [1-9]\d*$/m);
   assert.match(r.text, /^collections_total [1-9]\d*$/m);
   const t = envelope(await http('GET', '/telemetry'));
