@@ -41,7 +41,7 @@ curl -s -o /dev/null -X PUT "${H[@]}" "$NEARLY_URL/collections/shutdown_test" -d
 node -e 'let s=1;const r=()=>((s=(s*1103515245+12345)%2147483648)/2147483648)-0.5;
   const pts=[];for(let i=0;i<3000;i++)pts.push({id:i,vector:Array.from({length:128},()=>+r().toFixed(4))});
   process.stdout.write(JSON.stringify({points:pts}))' > "$WORK/big.json"
-curl -s -o "$WORK/inflight.out" -w '%{http_code}' -X PUT "${H[@]}" "$NEARLY_URL/collections/shutdown_test/points?wait=true" \
+curl -s --limit-rate 1M -o "$WORK/inflight.out" -w '%{http_code}' -X PUT "${H[@]}" "$NEARLY_URL/collections/shutdown_test/points?wait=true" \
   --data-binary @"$WORK/big.json" > "$WORK/inflight.code" &
 CURL=$!
 sleep 0.8
