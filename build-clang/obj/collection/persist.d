@@ -1,0 +1,13 @@
+build-clang/obj/collection/persist.o: src/collection/persist.c \
+  src/collection/coll.h src/common/common.h include/nearly.h \
+  src/storage/wal.h src/storage/fileio.h
+
+src/collection/coll.h:
+
+src/common/common.h:
+
+include/nearly.h:
+
+src/storage/wal.h:
+
+src/storage/fileio.h:
