@@ -1236,13 +1236,13 @@ static PyGetSetDef Index_getset[] = {
 
 static PyMethodDef Index_methods[] = {
     {"add", (PyCFunction)(void (*)(void))Index_add, METH_FASTCALL | METH_KEYWORDS,
-     "add(vectors, ids=None, num_threads=None)\n--\n\n"
+     "add($self, vectors, ids=None, num_threads=None)\n--\n\n"
      "Inserts vectors (shape (n, dim) or (dim,)).  ids: integers in [0, 2^32-2], one per vector;\n"
      "None assigns consecutive ids after the highest id used so far and returns them as a range.\n"
      "The batch is checked first (dimension, NaN/inf, repeated or existing ids): on such an\n"
      "error nothing is inserted.  Runs without the GIL, on num_threads threads (0: all CPUs)."},
     {"search", (PyCFunction)(void (*)(void))Index_search, METH_FASTCALL | METH_KEYWORDS,
-     "search(queries, k=10, ef=None, filter_ids=None, num_threads=None, exact=False)\n--\n\n"
+     "search($self, queries, k=10, ef=None, filter_ids=None, num_threads=None, exact=False)\n--\n\n"
      "k nearest neighbours of each query.  Returns (ids, scores): numpy int64 and float32 arrays of\n"
      "shape (nq, k), or (k,) for a single 1-D query, nearest first.  Scores follow Qdrant: cosine\n"
      "similarity for 'cosine', dot product for 'dot', Euclidean distance for 'l2'.  Slots without a\n"
@@ -1250,16 +1250,16 @@ static PyMethodDef Index_methods[] = {
      "those ids.  exact=True scans every vector (brute force).  Runs without the GIL; a batch uses\n"
      "num_threads threads (0: all CPUs)."},
     {"delete", (PyCFunction)Index_delete, METH_O,
-     "delete(ids)\n--\n\nDeletes one id or a sequence of ids.  NotFoundError (nothing deleted) if one is absent."},
+     "delete($self, ids)\n--\n\nDeletes one id or a sequence of ids.  NotFoundError (nothing deleted) if one is absent."},
     {"get_vectors", (PyCFunction)Index_get_vectors, METH_O,
-     "get_vectors(ids)\n--\n\nStored vectors (unit-normalised for 'cosine') as float32, shape (n, dim) or (dim,)."},
+     "get_vectors($self, ids)\n--\n\nStored vectors (unit-normalised for 'cosine') as float32, shape (n, dim) or (dim,)."},
     {"save", (PyCFunction)Index_save, METH_O,
-     "save(path)\n--\n\nWrites the index to path atomically (temporary file, fsync, rename).  Runs without the GIL."},
+     "save($self, path)\n--\n\nWrites the index to path atomically (temporary file, fsync, rename).  Runs without the GIL."},
     {"load", (PyCFunction)(void (*)(void))Index_load, METH_FASTCALL | METH_KEYWORDS | METH_CLASS,
-     "load(path, ef=None, num_threads=None)\n--\n\nLoads an index written by save().  CorruptError on a bad file."},
+     "load($cls, path, ef=None, num_threads=None)\n--\n\nLoads an index written by save().  CorruptError on a bad file."},
     {"close", (PyCFunction)Index_close, METH_NOARGS,
-     "close()\n--\n\nFrees the index.  Further use raises ClosedError.  Idempotent."},
-    {"stats", (PyCFunction)Index_stats, METH_NOARGS, "stats()\n--\n\nCounts and memory use as a dict."},
+     "close($self)\n--\n\nFrees the index.  Further use raises ClosedError.  Idempotent."},
+    {"stats", (PyCFunction)Index_stats, METH_NOARGS, "stats($self)\n--\n\nCounts and memory use as a dict."},
     {"__enter__", (PyCFunction)Index_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)Index_exit, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
@@ -1903,28 +1903,28 @@ static PyObject *Database_repr(DatabaseObject *self)
 
 static PyMethodDef Database_methods[] = {
     {"collection", (PyCFunction)(void (*)(void))Database_collection, METH_FASTCALL | METH_KEYWORDS,
-     "collection(name, dim=None, metric='cosine', m=None, ef_construction=None, config=None)\n--\n\n"
+     "collection($self, name, dim=None, metric='cosine', m=None, ef_construction=None, config=None)\n--\n\n"
      "Opens collection `name` (or an alias).  When it does not exist and dim (or config) is given, it is\n"
      "created; otherwise NotFoundError."},
     {"create_collection", (PyCFunction)(void (*)(void))Database_create_collection, METH_FASTCALL | METH_KEYWORDS,
-     "create_collection(name, dim=None, metric='cosine', m=None, ef_construction=None, config=None)\n--\n\n"
+     "create_collection($self, name, dim=None, metric='cosine', m=None, ef_construction=None, config=None)\n--\n\n"
      "Creates a collection.  config is Qdrant's CreateCollection body as a dict; dim, metric, m and\n"
      "ef_construction fill its 'vectors' and 'hnsw_config' parts.  AlreadyExistsError if it exists."},
     {"drop_collection", (PyCFunction)Database_drop_collection, METH_O,
-     "drop_collection(name)\n--\n\nDeletes a collection and its files."},
+     "drop_collection($self, name)\n--\n\nDeletes a collection and its files."},
     {"list_collections", (PyCFunction)Database_list_collections, METH_NOARGS,
-     "list_collections()\n--\n\nNames of the collections."},
+     "list_collections($self)\n--\n\nNames of the collections."},
     {"create_alias", (PyCFunction)Database_create_alias, METH_VARARGS,
-     "create_alias(alias, collection)\n--\n\nCreates an alias of a collection."},
-    {"delete_alias", (PyCFunction)Database_delete_alias, METH_VARARGS, "delete_alias(alias)\n--\n\nDeletes an alias."},
+     "create_alias($self, alias, collection)\n--\n\nCreates an alias of a collection."},
+    {"delete_alias", (PyCFunction)Database_delete_alias, METH_VARARGS, "delete_alias($self, alias)\n--\n\nDeletes an alias."},
     {"rename_alias", (PyCFunction)Database_rename_alias, METH_VARARGS,
-     "rename_alias(old, new)\n--\n\nRenames an alias."},
+     "rename_alias($self, old, new)\n--\n\nRenames an alias."},
     {"list_aliases", (PyCFunction)Database_list_aliases, METH_VARARGS,
-     "list_aliases(collection=None)\n--\n\n[{'alias_name': ..., 'collection_name': ...}, ...]"},
+     "list_aliases($self, collection=None)\n--\n\n[{'alias_name': ..., 'collection_name': ...}, ...]"},
     {"restore_snapshot", (PyCFunction)(void (*)(void))Database_restore_snapshot, METH_VARARGS | METH_KEYWORDS,
-     "restore_snapshot(name, path, overwrite=False)\n--\n\nCreates (or replaces) a collection from a snapshot file."},
+     "restore_snapshot($self, name, path, overwrite=False)\n--\n\nCreates (or replaces) a collection from a snapshot file."},
     {"close", (PyCFunction)Database_close, METH_NOARGS,
-     "close()\n--\n\nCheckpoints and closes every collection and releases the directory lock.  Idempotent."},
+     "close($self)\n--\n\nCheckpoints and closes every collection and releases the directory lock.  Idempotent."},
     {"__enter__", (PyCFunction)Database_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)Database_exit, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
@@ -2533,45 +2533,45 @@ static PyObject *Collection_repr(CollectionObject *self)
 
 static PyMethodDef Collection_methods[] = {
     {"upsert", FASTKW(Collection_upsert),
-     "upsert(ids, vectors, payloads=None, wait=True)\n--\n\n"
+     "upsert($self, ids, vectors, payloads=None, wait=True)\n--\n\n"
      "Inserts or replaces points.  ids: ints in [0, 2^64) or UUIDs (str or uuid.UUID); vectors: (n, dim)\n"
      "(any buffer or sequence, see Index.add); payloads: a list of dicts (or None entries).  The batch is\n"
      "validated first: on error nothing is applied.  wait=True returns once the change is on disk."},
     {"retrieve", FASTKW(Collection_retrieve),
-     "retrieve(ids, with_payload=True, with_vector=False)\n--\n\nRecords of the ids that exist, in the order asked."},
+     "retrieve($self, ids, with_payload=True, with_vector=False)\n--\n\nRecords of the ids that exist, in the order asked."},
     {"delete", FASTKW(Collection_delete),
-     "delete(ids=None, filter=None, wait=True)\n--\n\nDeletes points by ids or by a Qdrant Filter dict; returns the count."},
+     "delete($self, ids=None, filter=None, wait=True)\n--\n\nDeletes points by ids or by a Qdrant Filter dict; returns the count."},
     {"search", FASTKW(Collection_search),
-     "search(query, limit=10, filter=None, ef=None, exact=False, offset=0, score_threshold=None,\n"
-     "       with_payload=True, with_vector=False)\n--\n\n"
+     "search($self, query, limit=10, filter=None, ef=None, exact=False, offset=0, score_threshold=None, "
+     "with_payload=True, with_vector=False)\n--\n\n"
      "Nearest points to query (a vector), best first, as Records with Qdrant scores.  filter is a Qdrant\n"
      "Filter dict, e.g. {'must': [{'key': 'color', 'match': {'value': 'red'}}]}.  A 2-D query array\n"
      "returns one list per row."},
     {"scroll", FASTKW(Collection_scroll),
-     "scroll(limit=10, offset=None, filter=None, with_payload=True, with_vector=False)\n--\n\n"
+     "scroll($self, limit=10, offset=None, filter=None, with_payload=True, with_vector=False)\n--\n\n"
      "Points in id order from offset: (records, next_offset), next_offset None at the end."},
-    {"count", FASTKW(Collection_count), "count(filter=None)\n--\n\nNumber of points (matching filter)."},
+    {"count", FASTKW(Collection_count), "count($self, filter=None)\n--\n\nNumber of points (matching filter)."},
     {"set_payload", FASTKW(Collection_set_payload),
-     "set_payload(payload, ids=None, filter=None, key=None, wait=True)\n--\n\nMerges payload's keys into the selected points."},
+     "set_payload($self, payload, ids=None, filter=None, key=None, wait=True)\n--\n\nMerges payload's keys into the selected points."},
     {"overwrite_payload", FASTKW(Collection_overwrite_payload),
-     "overwrite_payload(payload, ids=None, filter=None, wait=True)\n--\n\nReplaces the selected points' payloads."},
+     "overwrite_payload($self, payload, ids=None, filter=None, wait=True)\n--\n\nReplaces the selected points' payloads."},
     {"delete_payload", FASTKW(Collection_delete_payload),
-     "delete_payload(keys, ids=None, filter=None, wait=True)\n--\n\nRemoves keys from the selected points' payloads."},
+     "delete_payload($self, keys, ids=None, filter=None, wait=True)\n--\n\nRemoves keys from the selected points' payloads."},
     {"clear_payload", FASTKW(Collection_clear_payload),
-     "clear_payload(ids=None, filter=None, wait=True)\n--\n\nEmpties the selected points' payloads."},
+     "clear_payload($self, ids=None, filter=None, wait=True)\n--\n\nEmpties the selected points' payloads."},
     {"create_payload_index", (PyCFunction)(void (*)(void))Collection_create_payload_index, METH_VARARGS | METH_KEYWORDS,
-     "create_payload_index(field, schema='keyword', wait=True)\n--\n\nIndexes a payload field (Qdrant field_schema)."},
+     "create_payload_index($self, field, schema='keyword', wait=True)\n--\n\nIndexes a payload field (Qdrant field_schema)."},
     {"delete_payload_index", (PyCFunction)(void (*)(void))Collection_delete_payload_index, METH_VARARGS | METH_KEYWORDS,
-     "delete_payload_index(field, wait=True)\n--\n\nDrops a payload index."},
-    {"info", (PyCFunction)Collection_info, METH_NOARGS, "info()\n--\n\nQdrant's CollectionInfo as a dict."},
+     "delete_payload_index($self, field, wait=True)\n--\n\nDrops a payload index."},
+    {"info", (PyCFunction)Collection_info, METH_NOARGS, "info($self)\n--\n\nQdrant's CollectionInfo as a dict."},
     {"update_config", (PyCFunction)Collection_update_config, METH_O,
-     "update_config(patch)\n--\n\nApplies Qdrant's UpdateCollection body (a dict)."},
+     "update_config($self, patch)\n--\n\nApplies Qdrant's UpdateCollection body (a dict)."},
     {"checkpoint", (PyCFunction)Collection_checkpoint, METH_NOARGS,
-     "checkpoint()\n--\n\nPersists the index and state and truncates the write-ahead log."},
+     "checkpoint($self)\n--\n\nPersists the index and state and truncates the write-ahead log."},
     {"snapshot", (PyCFunction)Collection_snapshot, METH_O,
-     "snapshot(path)\n--\n\nWrites a consistent, self-checking snapshot file."},
+     "snapshot($self, path)\n--\n\nWrites a consistent, self-checking snapshot file."},
     {"close", (PyCFunction)Collection_close, METH_NOARGS,
-     "close()\n--\n\nReleases this handle (the collection stays in the database)."},
+     "close($self)\n--\n\nReleases this handle (the collection stays in the database)."},
     {"__enter__", (PyCFunction)Collection_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)Collection_exit, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
@@ -2609,8 +2609,8 @@ static PyObject *mod_simd(PyObject *m, PyObject *unused) { return PyUnicode_From
 static PyObject *mod_cpu_count(PyObject *m, PyObject *unused) { return PyLong_FromLong(ny_cpu_count()); }
 
 static PyMethodDef module_methods[] = {
-    {"simd", mod_simd, METH_NOARGS, "simd()\n--\n\nThe SIMD level of the distance kernels in use ('scalar', 'avx2', 'avx512')."},
-    {"cpu_count", mod_cpu_count, METH_NOARGS, "cpu_count()\n--\n\nNumber of online CPUs (the default thread count)."},
+    {"simd", mod_simd, METH_NOARGS, "simd($module)\n--\n\nThe SIMD level of the distance kernels in use ('scalar', 'avx2', 'avx512')."},
+    {"cpu_count", mod_cpu_count, METH_NOARGS, "cpu_count($module)\n--\n\nNumber of online CPUs (the default thread count)."},
     {NULL, NULL, 0, NULL},
 };
 
