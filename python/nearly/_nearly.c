@@ -1849,7 +1849,7 @@ static PyObject *Database_create_alias(DatabaseObject *self, PyObject *args)
 }
 static PyObject *Database_delete_alias(DatabaseObject *self, PyObject *args)
 {
-    return str2_call(self, args, "s|s:delete_alias", 1);
+    return str2_call(self, args, "s:delete_alias", 1);
 }
 static PyObject *Database_rename_alias(DatabaseObject *self, PyObject *args)
 {

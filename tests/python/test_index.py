@@ -328,7 +328,8 @@ def test_properties_and_repr():
     with pytest.raises(TypeError):
         nearly.Index("4")
     assert "nearest" in nearly.Index.search.__doc__
-    assert nearly.Index.search.__text_signature__.startswith("(queries")
+    import inspect
+    assert list(inspect.signature(ix.search).parameters)[:2] == ["queries", "k"]
 
 
 def test_cosine_vectors_are_normalised(rng):
