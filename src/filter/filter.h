@@ -19,8 +19,15 @@ typedef struct ny_fexpr ny_fexpr;
 int ny_filter_compile(const char *filter_json, ny_fexpr **out);
 int ny_filter_compile_json(const json_t *filter, ny_fexpr **out);
 void ny_filter_free(ny_fexpr *f);
-/* 1 if the point (id, payload object; payload may be NULL = {}) matches. */
+/* 1 if the point (id, payload object; payload may be NULL = {}) matches.
+ * id may be NULL (has_id, has_vector and slice then never match).  A NULL
+ * filter matches everything.  Allocation-free and thread-safe: one compiled
+ * filter may be evaluated by many threads at once. */
 int ny_filter_match(const ny_fexpr *f, const ny_point_id *id, const json_t *payload);
+/* 1 if f has no condition at all (compiled from {}, null or NULL), so that
+ * callers can skip evaluation.  {"should": []} is not match-all: it matches
+ * nothing (as in Qdrant). */
+int ny_filter_is_match_all(const ny_fexpr *f);
 
 /* Values at a payload path.  "a.b" follows objects; "a[].b" maps over an
  * array; "a[2]" indexes.  Arrays at the end of a path are flattened into
@@ -37,5 +44,25 @@ int ny_path_foreach(const json_t *payload, const char *path,
  * selector via ny_payload_selector_check. */
 int ny_payload_selector_check(const json_t *selector);
 json_t *ny_payload_select(const json_t *payload, const json_t *selector);
+
+/* Payload writes, with Qdrant's semantics (set_payload with "key",
+ * delete_payload).
+ *
+ * ny_payload_set merges the keys of the object src (deep-copied; a null
+ * value is stored as null) into the object at `path` of payload; path NULL
+ * or "" means the payload itself.  Along the path, a missing or non-object
+ * value under a key step is replaced by {}; "[i]" steps into element i when
+ * it exists (nothing happens otherwise); "[]" steps into every element.
+ * Where an array is expected but something else is found, Qdrant replaces
+ * it with [] and stops; so does this.  NY_EINVAL on a bad path or if src or
+ * payload is not an object.
+ *
+ * ny_payload_delete removes the value(s) at path: "a.b" removes key b of
+ * object a; "a[].b" removes b from every element of a; "a[]" empties the
+ * array a; a trailing index ("a[0]") removes nothing (as in Qdrant, where
+ * index deletion is not idempotent).  Returns the number of values
+ * removed, or NY_EINVAL on a bad path. */
+int ny_payload_set(json_t *payload, const char *path, const json_t *src);
+int ny_payload_delete(json_t *payload, const char *path);
 
 #endif
