@@ -1113,6 +1113,19 @@ static PyObject *Index_load(PyObject *cls, PyObject *const *args, Py_ssize_t nar
     return (PyObject *)self;
 }
 
+static PyObject *Index_vacuum(IndexObject *self, PyObject *unused)
+{
+    ny_hnsw *h = idx_enter(self);
+    if (!h) return NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ny_hnsw_vacuum(h);
+    Py_END_ALLOW_THREADS
+    idx_leave(self);
+    if (rc != NY_OK) return raise_rc(rc);
+    Py_RETURN_NONE;
+}
+
 static PyObject *Index_close(IndexObject *self, PyObject *unused)
 {
     if (self->busy) {
@@ -1257,6 +1270,9 @@ static PyMethodDef Index_methods[] = {
      "save($self, path)\n--\n\nWrites the index to path atomically (temporary file, fsync, rename).  Runs without the GIL."},
     {"load", (PyCFunction)(void (*)(void))Index_load, METH_FASTCALL | METH_KEYWORDS | METH_CLASS,
      "load($cls, path, ef=None, num_threads=None)\n--\n\nLoads an index written by save().  CorruptError on a bad file."},
+    {"vacuum", (PyCFunction)Index_vacuum, METH_NOARGS,
+     "vacuum($self)\n--\n\nReclaims deleted vectors' slots and links (also runs automatically once deleted\n"
+     "vectors reach 1/4 of the live ones).  Searches continue meanwhile; runs without the GIL."},
     {"close", (PyCFunction)Index_close, METH_NOARGS,
      "close($self)\n--\n\nFrees the index.  Further use raises ClosedError.  Idempotent."},
     {"stats", (PyCFunction)Index_stats, METH_NOARGS, "stats($self)\n--\n\nCounts and memory use as a dict."},

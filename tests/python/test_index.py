@@ -115,6 +115,10 @@ def test_delete(rng):
     # a deleted id may be inserted again
     ix.add(data[0], ids=[0])
     assert 0 in ix and len(ix) == 495
+    ix.vacuum()
+    assert len(ix) == 495 and 1 not in ix
+    ids, _ = ix.search(data[0], k=3, ef=50)
+    assert ids[0] == 0 and 1 not in ids.tolist()
 
 
 # ---- ids -------------------------------------------------------------------
