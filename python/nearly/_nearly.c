@@ -235,7 +235,6 @@ static int arg_size(PyObject *o, const char *name, size_t dflt, size_t minv, siz
     if (overflow > 0 || (v > 0 && (unsigned long long)v > (unsigned long long)SIZE_MAX / 2)) {
         /* Absurdly large: callers cap it; keep it representable. */
         *out = SIZE_MAX / 2;
-        if ((size_t)minv > *out) return -1;
         return 0;
     }
     if (overflow < 0 || v < (long long)minv) {

@@ -256,6 +256,22 @@ def test_snapshot_restore_and_aliases(db, rng, tmp_path):
         db.delete_alias("newest")
 
 
+def test_dropped_collection_handle(db):
+    col = db.collection("gone", dim=4)
+    col.upsert([1], [[1, 2, 3, 4]])
+    db.drop_collection("gone")
+    assert "gone" not in db
+    # The handle outlives the drop: using it raises, never crashes.
+    try:
+        col.upsert([2], [[1, 2, 3, 4]])
+        col.search([1, 2, 3, 4])
+    except nearly.Error:
+        pass
+    col.close()
+    again = db.collection("gone", dim=4)
+    assert len(again) == 0
+
+
 def test_closed_objects(tmp_path, rng):
     db = nearly.Database(tmp_path / "d")
     col = db.collection("c", dim=4)
