@@ -639,6 +639,44 @@ static void add_link(ny_hnsw *h, uint32_t n, uint32_t i, float d, int l)
     node_unlock(h, n);
 }
 
+/* Sets a new node's list at level l to the k selected neighbours.  Other
+ * inserters may already have linked to it there (they can reach it through
+ * its upper level and use it as an entry): their links are kept, and the
+ * union is pruned with the heuristic if it does not fit. */
+static void set_own_list(ny_hnsw *h, uint32_t i, int l, const cand *sel, size_t k)
+{
+    size_t maxl = l ? h->m : h->m0;
+    node_lock(h, i);
+    _Atomic uint32_t *ll = links_of(h, i, l);
+    uint32_t cnt = atomic_load_explicit(ll, memory_order_relaxed);
+    if (cnt > maxl) cnt = (uint32_t)maxl;
+    if (cnt == 0) {
+        write_list(ll, sel, k);
+        node_unlock(h, i);
+        return;
+    }
+    cand buf[2 * (maxl + k) + 2];
+    cand *c = buf, *out = buf + maxl + k + 1;
+    size_t nc = 0;
+    for (size_t j = 0; j < k; j++) c[nc++] = sel[j];
+    const float *vi = vec_of(h, i);
+    for (uint32_t j = 0; j < cnt; j++) {
+        uint32_t x = atomic_load_explicit(ll + 1 + j, memory_order_relaxed);
+        int dup = 0;
+        for (size_t t = 0; t < k && !dup; t++) dup = sel[t].id == x;
+        if (dup) continue;
+        c[nc].id = x;
+        c[nc++].d = h->df(vi, vec_of(h, x), h->dimp);
+    }
+    if (nc <= maxl) {
+        write_list(ll, c, nc);
+    } else {
+        sort_cands(c, nc);
+        write_list(ll, out, select_heuristic(h, c, nc, maxl, out));
+    }
+    node_unlock(h, i);
+}
+
 /* ===== Parameters, creation ============================================ */
 
 void ny_hnsw_params_init(ny_hnsw_params *p, size_t dim, ny_metric metric)
@@ -832,7 +870,12 @@ static int insert_node(ny_hnsw *h, scratch *s, uint32_t i)
     int lv = h->level[i];
     ny_dist_fn df = h->df;
     uint64_t e = atomic_load(&h->entry);
-    if (EP_NODE(e) == NONE32) {
+    /* A node that will raise the top level holds ep_mu for its whole
+     * insertion (as hnswlib does): the top level cannot move meanwhile, so
+     * the node is linked on every level that exists when it becomes the
+     * entry point. */
+    int raising = 0;
+    if (EP_NODE(e) == NONE32 || lv > EP_LEVEL(e)) {
         pthread_mutex_lock(&h->ep_mu);
         e = atomic_load(&h->entry);
         if (EP_NODE(e) == NONE32) {
@@ -840,10 +883,14 @@ static int insert_node(ny_hnsw *h, scratch *s, uint32_t i)
             pthread_mutex_unlock(&h->ep_mu);
             return NY_OK;
         }
-        pthread_mutex_unlock(&h->ep_mu);
+        if (lv > EP_LEVEL(e)) raising = 1;
+        else pthread_mutex_unlock(&h->ep_mu);
     }
     int rc = scratch_prepare(h, s, h->efc);
-    if (rc) return rc;
+    if (rc) {
+        if (raising) pthread_mutex_unlock(&h->ep_mu);
+        return rc;
+    }
     uint32_t ep = EP_NODE(e);
     int maxl = EP_LEVEL(e);
     float epd = df(v, vec_of(h, ep), h->dimp);
@@ -864,15 +911,11 @@ static int insert_node(ny_hnsw *h, scratch *s, uint32_t i)
             epd = pool[0].d;
         }
         k = select_heuristic(h, pool, n, h->m, out);
-        node_lock(h, i);
-        write_list(links_of(h, i, l), out, k);
-        node_unlock(h, i);
+        set_own_list(h, i, l, out, k);
         for (size_t j = 0; j < k; j++) add_link(h, out[j].id, i, out[j].d, l);
     }
-    if (lv > maxl) {
-        pthread_mutex_lock(&h->ep_mu);
-        e = atomic_load(&h->entry);
-        if (lv > EP_LEVEL(e) || EP_NODE(e) == NONE32) atomic_store(&h->entry, EP_PACK(lv, i));
+    if (raising) {
+        atomic_store(&h->entry, EP_PACK(lv, i));
         pthread_mutex_unlock(&h->ep_mu);
     }
     return NY_OK;
@@ -1204,7 +1247,7 @@ static int repair_list(ny_hnsw *h, scratch *s, uint32_t n, int l)
     int any = 0;
     for (uint32_t j = 0; j < cnt && !any; j++) any = is_tomb(h, ld_acq(ll + 1 + j));
     if (!any) return NY_OK;
-    size_t capc = 2 * maxl + 1;
+    size_t capc = 3 * maxl + 1;
     int rc;
     if ((rc = GROW(s, sel, capc + maxl))) return rc;
     cand *c = s->sel, *out = s->sel + capc;
@@ -1225,7 +1268,7 @@ static int repair_list(ny_hnsw *h, scratch *s, uint32_t n, int l)
         c[nc++].d = h->df(vn, vec_of(h, x), h->dimp);
     }
     /* Round-robin over the tombstones' lists so each contributes. */
-    size_t budget = maxl;
+    size_t budget = 2 * maxl;
     for (uint32_t j = 0; budget && nt; j++) {
         int took = 0;
         for (size_t t = 0; t < nt && budget; t++) {
@@ -1244,6 +1287,14 @@ static int repair_list(ny_hnsw *h, scratch *s, uint32_t n, int l)
     }
     sort_cands(c, nc);
     size_t k = select_heuristic(h, c, nc, maxl, out);
+    /* Keep the node's degree: a pruned list would have fewer links than
+     * the one the build produced, and recall at small ef would drop.  Top
+     * up with the nearest candidates the heuristic left out. */
+    for (size_t j = 0; j < nc && k < cnt; j++) {
+        int taken = 0;
+        for (size_t t = 0; t < k && !taken; t++) taken = out[t].id == c[j].id;
+        if (!taken) out[k++] = c[j];
+    }
     write_list(ll, out, k);
     return NY_OK;
 }
@@ -1408,6 +1459,40 @@ int ny_hnsw_validate(const ny_hnsw *h)
 out:
     free(seen);
     return rc;
+}
+
+size_t ny_hnsw_reachable(const ny_hnsw *h)
+{
+    size_t nn = atomic_load(&h->n_nodes);
+    uint64_t e = atomic_load(&h->entry);
+    if (!nn || EP_NODE(e) == NONE32) return 0;
+    uint8_t *seen = calloc(nn, 1);
+    uint32_t *queue = malloc(nn * sizeof *queue);
+    if (!seen || !queue) {
+        free(seen);
+        free(queue);
+        return 0;
+    }
+    size_t head = 0, tail = 0, live = 0;
+    queue[tail++] = EP_NODE(e);
+    seen[EP_NODE(e)] = 1;
+    while (head < tail) {
+        uint32_t c = queue[head++];
+        if (is_live(h, c)) live++;
+        const _Atomic uint32_t *ll = links_of(h, c, 0);
+        uint32_t cnt = ld_acq(ll);
+        if (cnt > h->m0) cnt = (uint32_t)h->m0;
+        for (uint32_t j = 0; j < cnt; j++) {
+            uint32_t x = ld_acq(ll + 1 + j);
+            if (x < nn && !seen[x]) {
+                seen[x] = 1;
+                queue[tail++] = x;
+            }
+        }
+    }
+    free(seen);
+    free(queue);
+    return live;
 }
 
 /* ===== Save / load ===================================================== */
