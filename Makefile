@@ -46,6 +46,8 @@ SUPPORT_OBJ = $(patsubst tests/unit/%.c,$(BUILD)/obj/tests/%.o,$(TEST_SUPPORT))
 # add targets to EXTRA_ALL, which `make` builds too.
 -include mk/*.mk
 
+.SECONDARY:
+
 .PHONY: all lib test test-unit test-asan test-tsan run bench clean setup python
 .DEFAULT_GOAL := all
 

@@ -310,18 +310,53 @@ static int cmp_idx_by_id(const void *a, const void *b, void *ctx)
 
 static int index_threads(size_t n) { return n >= 32 ? ny_cpu_count() : 1; }
 
-/* Upserts n points; payloads are owned (consumed) references, NULL = {}.
- * vecs[i] points at dim floats (any alignment). */
-static int apply_upsert(ny_collection *c, size_t n, const ny_point_id *ids, const void *const *vecs, json_t **pls)
+/* Replacing a point's vector never edits it in place: the new vector goes
+ * into the index under a fresh vector id, then the map is switched over
+ * under the exclusive lock, then the old vector id is deleted from the
+ * index and recycled.  A reader (which holds the map lock shared for its
+ * whole call) therefore always sees each point with a vector that is in
+ * the index, and never a vector id the map does not vouch for. */
+
+/* Allocates m vector ids (rw exclusive, since arrays may grow). */
+static int vids_alloc(ny_collection *c, size_t m, uint32_t *out)
 {
     int rc = NY_OK;
-    size_t dim = c->dim;
-    uint32_t *order = malloc((n ? n : 1) * sizeof *order);
-    uint32_t *vids = malloc((n ? n : 1) * sizeof *vids);
-    uint8_t *keep = malloc(n ? n : 1);
-    uint8_t *repl = calloc(n ? n : 1, 1);
-    float *buf = ny_aalloc((n ? n : 1) * dim * sizeof(float));
-    if (!order || !vids || !keep || !repl || !buf) {
+    size_t got = 0;
+    pthread_rwlock_wrlock(&c->rw);
+    for (; got < m && rc == NY_OK; got++) rc = vid_alloc(c, &out[got]);
+    if (rc != NY_OK) {
+        got--;
+        while (got > 0) vid_free(c, out[--got]);
+    }
+    pthread_rwlock_unlock(&c->rw);
+    return rc;
+}
+
+/* Deletes replaced / removed vector ids from the index and recycles them. */
+static void vids_retire(ny_collection *c, const uint32_t *v, size_t m)
+{
+    for (size_t j = 0; j < m; j++) {
+        if (ny_hnsw_contains(c->index, v[j])) ny_hnsw_delete(c->index, v[j]);
+        vid_free(c, v[j]);
+    }
+}
+
+/* Upserts n points; payloads are owned (consumed) references, NULL = {}.
+ * vecs[i] points at dim floats (any alignment).  With keep_payload, the
+ * points must exist and keep their payload (update_vectors). */
+static int apply_points(ny_collection *c, size_t n, const ny_point_id *ids, const void *const *vecs, json_t **pls,
+                        int keep_payload)
+{
+    int rc = NY_OK;
+    size_t dim = c->dim, n1 = n ? n : 1;
+    uint32_t *order = malloc(n1 * sizeof *order);
+    uint32_t *vids = malloc(n1 * sizeof *vids);
+    uint32_t *old = malloc(n1 * sizeof *old);
+    uint32_t *src = malloc(n1 * sizeof *src);
+    uint8_t *keep = malloc(n1);
+    float *buf = ny_aalloc(n1 * dim * sizeof(float));
+    size_t m = 0, nold = 0;
+    if (!order || !vids || !old || !src || !keep || !buf) {
         rc = ny_error(NY_ENOMEM, "out of memory (upsert)");
         goto out;
     }
@@ -333,38 +368,63 @@ static int apply_upsert(ny_collection *c, size_t n, const ny_point_id *ids, cons
         for (size_t i = 0; i + 1 < n; i++)
             if (id_eq(&ids[order[i]], &ids[order[i + 1]])) keep[order[i]] = 0;
     }
-    size_t m = 0;
-    pthread_rwlock_wrlock(&c->rw);
     for (size_t i = 0; i < n; i++) {
         if (!keep[i]) continue;
-        uint32_t vid = ny_coll_lookup(c, &ids[i]);
-        if (vid != NY_VID_NONE) {
-            json_decref(c->payloads[vid]);
-            c->payloads[vid] = pls[i];
-            repl[m] = 1;
-        } else {
-            rc = vid_alloc(c, &vid);
-            if (rc == NY_OK) rc = ny_coll_map_put(c, &ids[i], vid, pls[i]);
-            if (rc != NY_OK) break;
-        }
-        pls[i] = NULL;
-        vids[m] = vid;
+        if (keep_payload && ny_coll_lookup(c, &ids[i]) == NY_VID_NONE) continue;
         memcpy(buf + m * dim, vecs[i], dim * sizeof(float));
-        m++;
+        src[m++] = (uint32_t)i;
     }
+    if (!m) goto out;
+    if ((rc = vids_alloc(c, m, vids)) != NY_OK) goto out;
+    rc = ny_hnsw_add_batch(c->index, vids, 0, buf, m, index_threads(m));
+    if (rc != NY_OK) {
+        vids_retire(c, vids, m);
+        goto out;
+    }
+    atomic_fetch_add(&c->vecs_since_ckpt, m);
+    pthread_rwlock_wrlock(&c->rw);
+    for (size_t j = 0; j < m && rc == NY_OK; j++) {
+        size_t i = src[j];
+        uint32_t o = ny_coll_lookup(c, &ids[i]);
+        json_t *pl = keep_payload ? NULL : pls[i];
+        if (o != NY_VID_NONE) {
+            if (keep_payload) {
+                pl = c->payloads[o];
+            } else {
+                json_decref(c->payloads[o]);
+            }
+            c->payloads[o] = NULL;
+            htab_remove(c, o);
+            c->live[o] = 0;
+            c->count--;
+            old[nold++] = o;
+        }
+        rc = ny_coll_map_put(c, &ids[i], vids[j], pl);
+        if (rc != NY_OK) json_decref(pl);
+        else if (!keep_payload) pls[i] = NULL;
+    }
+    c->sorted_valid = 0;
     pthread_rwlock_unlock(&c->rw);
-    if (rc != NY_OK) goto out;
-    for (size_t j = 0; j < m; j++)
-        if (repl[j] && ny_hnsw_contains(c->index, vids[j])) ny_hnsw_delete(c->index, vids[j]);
-    if (m) rc = ny_hnsw_add_batch(c->index, vids, 0, buf, m, index_threads(m));
+    vids_retire(c, old, nold);
 out:
-    for (size_t i = 0; i < n; i++) json_decref(pls[i]), pls[i] = NULL;
+    for (size_t i = 0; pls && i < n; i++) json_decref(pls[i]), pls[i] = NULL;
     free(order);
     free(vids);
+    free(old);
+    free(src);
     free(keep);
-    free(repl);
-    ny_afree(buf, (n ? n : 1) * dim * sizeof(float));
+    ny_afree(buf, n1 * dim * sizeof(float));
     return rc;
+}
+
+static int apply_upsert(ny_collection *c, size_t n, const ny_point_id *ids, const void *const *vecs, json_t **pls)
+{
+    return apply_points(c, n, ids, vecs, pls, 0);
+}
+
+static int apply_update_vectors(ny_collection *c, size_t n, const ny_point_id *ids, const void *const *vecs)
+{
+    return apply_points(c, n, ids, vecs, NULL, 1);
 }
 
 static int apply_delete(ny_collection *c, size_t n, const ny_point_id *ids, size_t *deleted)
@@ -372,36 +432,23 @@ static int apply_delete(ny_collection *c, size_t n, const ny_point_id *ids, size
     uint32_t *vids = malloc((n ? n : 1) * sizeof *vids);
     if (!vids) return ny_error(NY_ENOMEM, "out of memory (delete)");
     size_t m = 0;
+    pthread_rwlock_wrlock(&c->rw);
     for (size_t i = 0; i < n; i++) {
         uint32_t v = ny_coll_lookup(c, &ids[i]);
-        if (v == NY_VID_NONE) continue;
-        size_t j;
-        for (j = 0; j < m && n <= 64; j++)
-            if (vids[j] == v) break;
-        if (n <= 64 && j < m) continue;
-        if (ny_hnsw_contains(c->index, v)) ny_hnsw_delete(c->index, v);
-        vids[m++] = v;
-    }
-    int rc = NY_OK;
-    size_t done = 0;
-    pthread_rwlock_wrlock(&c->rw);
-    for (size_t j = 0; j < m; j++) {
-        uint32_t v = vids[j];
-        if (!c->live[v]) continue; /* duplicate id in a large batch */
+        if (v == NY_VID_NONE) continue; /* absent, or a duplicate already removed */
         htab_remove(c, v);
         c->live[v] = 0;
         json_decref(c->payloads[v]);
         c->payloads[v] = NULL;
         c->count--;
-        done++;
-        int r = vid_free(c, v);
-        if (r != NY_OK) rc = r;
+        vids[m++] = v;
     }
     if (m) c->sorted_valid = 0;
     pthread_rwlock_unlock(&c->rw);
+    vids_retire(c, vids, m);
     free(vids);
-    if (deleted) *deleted = done;
-    return rc;
+    if (deleted) *deleted = m;
+    return NY_OK;
 }
 
 enum { POP_SET, POP_OVERWRITE, POP_DELETE_KEYS, POP_CLEAR };
@@ -451,36 +498,6 @@ static int apply_payload(ny_collection *c, size_t n, const ny_point_id *ids, con
     }
     pthread_rwlock_unlock(&c->rw);
     return NY_OK;
-}
-
-static int apply_update_vectors(ny_collection *c, size_t n, const ny_point_id *ids, const void *const *vecs)
-{
-    size_t dim = c->dim;
-    uint32_t *vids = malloc((n ? n : 1) * sizeof *vids);
-    float *buf = ny_aalloc((n ? n : 1) * dim * sizeof(float));
-    int rc = NY_OK;
-    if (!vids || !buf) {
-        rc = ny_error(NY_ENOMEM, "out of memory (update vectors)");
-        goto out;
-    }
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t v = ny_coll_lookup(c, &ids[i]);
-        if (v == NY_VID_NONE) continue;
-        size_t j;
-        for (j = 0; j < m; j++)
-            if (vids[j] == v) break;
-        if (j == m) m++;
-        vids[j] = v;
-        memcpy(buf + j * dim, vecs[i], dim * sizeof(float)); /* last wins */
-    }
-    for (size_t j = 0; j < m; j++)
-        if (ny_hnsw_contains(c->index, vids[j])) ny_hnsw_delete(c->index, vids[j]);
-    if (m) rc = ny_hnsw_add_batch(c->index, vids, 0, buf, m, index_threads(m));
-out:
-    free(vids);
-    ny_afree(buf, (n ? n : 1) * dim * sizeof(float));
-    return rc;
 }
 
 /* ===== Record decoding (replay) ======================================== */
@@ -605,6 +622,8 @@ int ny_coll_replay(void *ctx, uint64_t lsn, uint32_t type, const void *body, siz
 }
 
 /* ===== Write path ====================================================== */
+
+static int compile_filter(ny_collection *c, const char *filter_json, ny_fexpr **out);
 
 static int check_open(ny_collection *c)
 {
@@ -783,7 +802,7 @@ static int resolve_selector(ny_collection *c, const ny_selector *sel, ny_point_i
         return NY_OK;
     }
     ny_fexpr *f;
-    int rc = ny_filter_compile(sel->filter_json, &f);
+    int rc = compile_filter(c, sel->filter_json, &f);
     if (rc != NY_OK) return rc;
     size_t cap = 64, m = 0;
     ny_point_id *ids = malloc(cap * sizeof *ids);
@@ -935,6 +954,24 @@ int ny_collection_clear_payload(ny_collection *c, const ny_selector *sel, int wa
 }
 
 /* ===== Read path ======================================================= */
+
+/* Compiles filter_json (NULL allowed) with the collection's payload schema
+ * (full-text keys use token semantics); a filter without conditions
+ * becomes NULL so that callers skip evaluating it. */
+static int compile_filter(ny_collection *c, const char *filter_json, ny_fexpr **out)
+{
+    *out = NULL;
+    if (!filter_json) return NY_OK;
+    pthread_mutex_lock(&c->cfg_mu);
+    json_t *schema = json_object_get(c->cfg.root, "payload_schema");
+    int rc = ny_filter_compile_schema(filter_json, json_object_size(schema) ? schema : NULL, out);
+    pthread_mutex_unlock(&c->cfg_mu);
+    if (rc == NY_OK && ny_filter_is_match_all(*out)) {
+        ny_filter_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
 
 void ny_free(void *p) { free(p); }
 
@@ -1095,7 +1132,7 @@ int ny_collection_scroll(ny_collection *c, const ny_point_id *offset, size_t lim
     if (rc != NY_OK) return rc;
     if (offset && (rc = check_id(offset, 0)) != NY_OK) return rc;
     ny_fexpr *f = NULL;
-    if (filter_json && (rc = ny_filter_compile(filter_json, &f)) != NY_OK) return rc;
+    if ((rc = compile_filter(c, filter_json, &f)) != NY_OK) return rc;
     read_ctx rx;
     if ((rc = read_ctx_init(&rx, opts)) != NY_OK) {
         ny_filter_free(f);
@@ -1154,7 +1191,7 @@ int ny_collection_count(ny_collection *c, const char *filter_json, size_t *out)
     if (rc != NY_OK) return rc;
     if (!out) return ny_error(NY_EINVAL, "out is NULL");
     ny_fexpr *f = NULL;
-    if (filter_json && (rc = ny_filter_compile(filter_json, &f)) != NY_OK) return rc;
+    if ((rc = compile_filter(c, filter_json, &f)) != NY_OK) return rc;
     pthread_rwlock_rdlock(&c->rw);
     size_t n = 0;
     if (!f) n = c->count;
@@ -1186,6 +1223,9 @@ static int allow_cb(uint32_t vid, void *ctx)
  * 20000 points, otherwise from a deterministic sample of 2000 slots. */
 static size_t estimate_matches(ny_collection *c, ny_fexpr *f)
 {
+    const ny_point_id *hid;
+    size_t nh;
+    if (ny_filter_ids(f, &hid, &nh)) return nh; /* at most these points */
     if (c->nvid <= 20000) {
         size_t n = 0;
         for (uint32_t v = 0; v < c->nvid; v++)
@@ -1222,7 +1262,7 @@ int ny_collection_search(ny_collection *c, const ny_search_params *p, ny_records
     if (p->has_score_threshold && !isfinite(p->score_threshold))
         return ny_error(NY_EINVAL, "search: score_threshold must be finite");
     ny_fexpr *f = NULL;
-    if (p->filter_json && (rc = ny_filter_compile(p->filter_json, &f)) != NY_OK) return rc;
+    if ((rc = compile_filter(c, p->filter_json, &f)) != NY_OK) return rc;
     read_ctx rx;
     if ((rc = read_ctx_init(&rx, &p->read)) != NY_OK) {
         ny_filter_free(f);
@@ -1243,8 +1283,11 @@ int ny_collection_search(ny_collection *c, const ny_search_params *p, ny_records
     pthread_rwlock_rdlock(&c->rw);
     sfilter sf = {c, f};
     ny_filter flt = {.allow = allow_cb, .ctx = &sf};
-    int exact = p->exact || c->cfg.m == 0;
-    size_t fst_vectors = c->cfg.full_scan_kb * 1024 / (c->dim * sizeof(float));
+    pthread_mutex_lock(&c->cfg_mu);
+    size_t cfg_m = c->cfg.m, fst_kb = c->cfg.full_scan_kb;
+    pthread_mutex_unlock(&c->cfg_mu);
+    int exact = p->exact || cfg_m == 0;
+    size_t fst_vectors = fst_kb * 1024 / (c->dim * sizeof(float));
     size_t est = c->count;
     if (f) {
         est = estimate_matches(c, f);

@@ -38,11 +38,19 @@ enum {
     CK_VALUE_STR, CK_VALUE_INT, CK_VALUE_BOOL,
     CK_ANY_STR, CK_ANY_INT, CK_EXCEPT_STR, CK_EXCEPT_INT,
     CK_TEXT, CK_TEXT_ANY, CK_PREFIX,
+    CK_FT_ALL, CK_FT_ANY, CK_FT_PHRASE, /* full-text index semantics (tokens) */
     CK_RANGE, CK_DT_RANGE,
     CK_GEO_BOX, CK_GEO_RADIUS, CK_GEO_POLY
 };
 
 enum { B_LT = 1, B_GT = 2, B_LTE = 4, B_GTE = 8 };
+
+/* Full-text index parameters of a key (see text_index_of). */
+enum { TOK_WORD, TOK_WHITESPACE, TOK_PREFIX };
+typedef struct tparams {
+    int tokenizer, lowercase;
+    size_t min_len, max_len; /* 0: no limit */
+} tparams;
 
 typedef struct check {
     int kind;
@@ -57,6 +65,7 @@ typedef struct check {
         struct { double left, top, right, bottom; } box;
         struct { double lon, lat, radius; } circle;
         struct { ny_ring *rings; size_t n; } poly;    /* rings[0]: exterior */
+        struct { sstr *v; size_t n; tparams tp; } ft; /* FT_*: query tokens */
     } u;
 } check;
 
@@ -69,6 +78,7 @@ typedef struct field_cond {
     size_t vc_lt, vc_gt, vc_lte, vc_gte;
     int is_empty; /* -1: absent, else the wanted value */
     int is_null;
+    int simple;   /* the path has no "[]" step: at most one value */
 } field_cond;
 
 enum { K_FILTER, K_FIELD, K_IS_EMPTY, K_IS_NULL, K_HAS_ID, K_HAS_VECTOR, K_NESTED, K_SLICE };
@@ -114,6 +124,12 @@ static void free_check(check *k)
     case CK_TEXT_ANY:
         for (size_t i = 0; i < k->u.strs.n; i++) free((char *)k->u.strs.v[i].s);
         free(k->u.strs.v);
+        break;
+    case CK_FT_ALL:
+    case CK_FT_ANY:
+    case CK_FT_PHRASE:
+        for (size_t i = 0; i < k->u.ft.n; i++) free((char *)k->u.ft.v[i].s);
+        free(k->u.ft.v);
         break;
     case CK_ANY_INT:
     case CK_EXCEPT_INT:
@@ -189,7 +205,9 @@ typedef struct cctx {
     char where[1024];
     size_t len;
     int depth;
-    int nested; /* inside a nested condition */
+    const json_t *schema; /* payload schema (key -> field schema) or NULL */
+    char prefix[512];     /* key prefix of the enclosing nested conditions ("a[].") */
+    size_t plen;
 } cctx;
 
 static size_t cpush(cctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -220,6 +238,8 @@ static int cerr(cctx *c, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (c->len > 200) /* keep the message readable: elide the middle of a deep path */
+        return ny_error(NY_EINVAL, "%.60s...%s: %s", c->where, c->where + c->len - 120, msg);
     return ny_error(NY_EINVAL, "%s: %s", c->where, msg);
 }
 
@@ -230,6 +250,7 @@ static int cnomem(void)
 
 static const char *jtype(const json_t *j)
 {
+    if (!j) return "nothing";
     switch (json_typeof(j)) {
     case JSON_OBJECT: return "an object";
     case JSON_ARRAY: return "an array";
@@ -386,7 +407,165 @@ static int compile_text_any(cctx *c, const json_t *j, check *k)
     return NY_OK;
 }
 
-static int compile_match(cctx *c, const json_t *j, check *k)
+/* ===== Full-text index semantics ========================================
+ * With a full-text index on the key (payload schema "text"), Qdrant matches
+ * text/text_any/phrase on tokens rather than substrings: the tokenizer
+ * splits on non-word characters ("word", "multilingual", "prefix") or on
+ * whitespace, tokens may be lowercased (default) and filtered by length. */
+
+static int word_byte(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch >= 0x80;
+}
+
+static int space_byte(unsigned char ch)
+{
+    return ch == ' ' || (ch >= '\t' && ch <= '\r');
+}
+
+/* Next token of s[*pos..len); 0 when there is none. */
+static int next_tok(const tparams *p, const char *s, size_t len, size_t *pos, const char **t, size_t *tl)
+{
+    size_t i = *pos;
+    for (;;) {
+        size_t start;
+        if (p->tokenizer == TOK_WHITESPACE) {
+            while (i < len && space_byte((unsigned char)s[i])) i++;
+            start = i;
+            while (i < len && !space_byte((unsigned char)s[i])) i++;
+        } else {
+            while (i < len && !word_byte((unsigned char)s[i])) i++;
+            start = i;
+            while (i < len && word_byte((unsigned char)s[i])) i++;
+        }
+        if (i == start) {
+            *pos = i;
+            return 0;
+        }
+        size_t l = i - start;
+        if ((p->min_len && l < p->min_len) || (p->max_len && l > p->max_len)) continue;
+        *pos = i;
+        *t = s + start;
+        *tl = l;
+        return 1;
+    }
+}
+
+static unsigned char lower(unsigned char ch)
+{
+    return ch >= 'A' && ch <= 'Z' ? (unsigned char)(ch + 32) : ch;
+}
+
+/* Query token q (already lowercased if needed) against document token d;
+ * with the prefix tokenizer, q matches any document token it prefixes. */
+static int tok_eq(const tparams *p, const sstr *q, const char *d, size_t dl, int allow_prefix)
+{
+    if (allow_prefix && p->tokenizer == TOK_PREFIX ? dl < q->len : dl != q->len) return 0;
+    if (!p->lowercase) return memcmp(q->s, d, q->len) == 0;
+    for (size_t i = 0; i < q->len; i++)
+        if ((unsigned char)q->s[i] != lower((unsigned char)d[i])) return 0;
+    return 1;
+}
+
+static int doc_has(const tparams *p, const sstr *q, const char *s, size_t len)
+{
+    size_t pos = 0, tl;
+    const char *t;
+    while (next_tok(p, s, len, &pos, &t, &tl))
+        if (tok_eq(p, q, t, tl, 1)) return 1;
+    return 0;
+}
+
+static int ft_match(const check *k, const char *s, size_t len)
+{
+    const tparams *p = &k->u.ft.tp;
+    size_t n = k->u.ft.n;
+    if (n == 0) return 0;
+    if (k->kind == CK_FT_ALL) {
+        for (size_t i = 0; i < n; i++)
+            if (!doc_has(p, &k->u.ft.v[i], s, len)) return 0;
+        return 1;
+    }
+    if (k->kind == CK_FT_ANY) {
+        for (size_t i = 0; i < n; i++)
+            if (doc_has(p, &k->u.ft.v[i], s, len)) return 1;
+        return 0;
+    }
+    /* phrase: the query tokens consecutively, in order */
+    size_t start = 0, tl;
+    const char *t;
+    while (next_tok(p, s, len, &start, &t, &tl)) {
+        size_t pos = start, i = 0;
+        const char *u = t;
+        size_t ul = tl;
+        while (tok_eq(p, &k->u.ft.v[i], u, ul, 0)) {
+            if (++i == n) return 1;
+            if (!next_tok(p, s, len, &pos, &u, &ul)) return 0;
+        }
+    }
+    return 0;
+}
+
+/* The full-text index parameters of `key` in the payload schema, if it has
+ * one.  Accepts "text", {"type": "text", ...} and Qdrant's payload_schema
+ * output {"data_type": "text", "params": {...}}. */
+static int text_index_of(cctx *c, const char *key, tparams *tp)
+{
+    if (!c->schema) return 0;
+    char full[1024];
+    snprintf(full, sizeof full, "%s%s", c->prefix, key);
+    const json_t *v = json_object_get(c->schema, full);
+    const json_t *params = NULL;
+    if (json_is_string(v)) {
+        if (strcmp(json_string_value(v), "text") != 0) return 0;
+    } else if (json_is_object(v)) {
+        const json_t *t = json_object_get(v, "type"), *dt = json_object_get(v, "data_type");
+        if (json_is_string(t) && strcmp(json_string_value(t), "text") == 0) params = v;
+        else if (json_is_string(dt) && strcmp(json_string_value(dt), "text") == 0) params = json_object_get(v, "params");
+        else return 0;
+    } else {
+        return 0;
+    }
+    memset(tp, 0, sizeof *tp);
+    tp->tokenizer = TOK_WORD;
+    tp->lowercase = 1;
+    if (json_is_object(params)) {
+        const json_t *x = json_object_get(params, "tokenizer");
+        if (json_is_string(x)) {
+            if (strcmp(json_string_value(x), "whitespace") == 0) tp->tokenizer = TOK_WHITESPACE;
+            else if (strcmp(json_string_value(x), "prefix") == 0) tp->tokenizer = TOK_PREFIX;
+        }
+        x = json_object_get(params, "lowercase");
+        if (json_is_boolean(x)) tp->lowercase = json_is_true(x);
+        x = json_object_get(params, "min_token_len");
+        if (json_is_integer(x) && json_integer_value(x) > 0) tp->min_len = (size_t)json_integer_value(x);
+        x = json_object_get(params, "max_token_len");
+        if (json_is_integer(x) && json_integer_value(x) > 0) tp->max_len = (size_t)json_integer_value(x);
+    }
+    return 1;
+}
+
+static int compile_ft(const tparams *tp, const json_t *v, int kind, check *k)
+{
+    const char *s = json_string_value(v);
+    size_t len = json_string_length(v), pos = 0, tl, n = 0;
+    const char *t;
+    k->kind = kind;
+    k->u.ft.tp = *tp;
+    k->u.ft.v = calloc(len / 2 + 1, sizeof(sstr));
+    if (!k->u.ft.v) return cnomem();
+    while (next_tok(tp, s, len, &pos, &t, &tl)) {
+        char *d = dupn(t, tl);
+        if (!d) return cnomem();
+        if (tp->lowercase)
+            for (size_t i = 0; i < tl; i++) d[i] = (char)lower((unsigned char)d[i]);
+        k->u.ft.v[n++] = (sstr){d, tl};
+        k->u.ft.n = n;
+    }
+    return NY_OK;
+}
+
+static int compile_match(cctx *c, const json_t *j, check *k, const tparams *ft)
 {
     static const char *const keys[] = {"value", "any", "except", "text", "text_any", "phrase", "prefix", NULL};
     if (!json_is_object(j)) return cerr(c, "expected an object such as {\"value\": ...}, got %s", jtype(j));
@@ -424,6 +603,9 @@ static int compile_match(cctx *c, const json_t *j, check *k)
         }
     } else if (strcmp(which, "any") == 0 || strcmp(which, "except") == 0) {
         rc = compile_value_list(c, v, k, which[0] == 'e');
+    } else if (ft && (!strcmp(which, "text") || !strcmp(which, "text_any") || !strcmp(which, "phrase"))) {
+        if (!json_is_string(v)) rc = cerr(c, "expected a string, got %s", jtype(v));
+        else rc = compile_ft(ft, v, which[0] == 'p' ? CK_FT_PHRASE : !strcmp(which, "text") ? CK_FT_ALL : CK_FT_ANY, k);
     } else if (strcmp(which, "text_any") == 0) {
         rc = compile_text_any(c, v, k);
     } else {
@@ -641,6 +823,9 @@ static int compile_field(cctx *c, const json_t *j, cond *out)
     rc = compile_path(c, json_object_get(j, "key"), &f->path);
     cpop(c, o);
     if (rc) return rc;
+    f->simple = 1;
+    for (size_t i = 0; i < f->path.n; i++)
+        if (f->path.segs[i].kind == NY_SEG_ALL) f->simple = 0;
     int any = 0;
     json_t *v;
     check *k = NULL;
@@ -648,7 +833,8 @@ static int compile_field(cctx *c, const json_t *j, cond *out)
         any = 1;
         if ((rc = add_check(f, &k))) return rc;
         o = cpush(c, ".match");
-        rc = compile_match(c, v, k);
+        tparams tp;
+        rc = compile_match(c, v, k, text_index_of(c, json_string_value(json_object_get(j, "key")), &tp) ? &tp : NULL);
         cpop(c, o);
         if (rc) return rc;
     }
@@ -821,10 +1007,15 @@ static int compile_nested(cctx *c, const json_t *j, cond *out)
     if (!flt) {
         rc = cerr(c, "missing (required)");
     } else {
-        int was = c->nested;
-        c->nested = 1;
+        size_t plen = c->plen;
+        const char *k = json_string_value(key);
+        size_t kl = strlen(k);
+        int has_all = kl >= 2 && k[kl - 2] == '[' && k[kl - 1] == ']';
+        int n = snprintf(c->prefix + plen, sizeof c->prefix - plen, "%s%s.", k, has_all ? "" : "[]");
+        c->plen = n > 0 ? NY_MIN(plen + (size_t)n, sizeof c->prefix - 1) : plen;
         rc = compile_filter(c, flt, &out->u.nested.filter);
-        c->nested = was;
+        c->plen = plen;
+        c->prefix[plen] = '\0';
     }
     cpop(c, o2);
 done:
@@ -942,6 +1133,35 @@ static int compile_cond(cctx *c, const json_t *j, cond **out)
     return rc;
 }
 
+/* Evaluation order within a clause does not change its result (conditions
+ * have no side effects), so cheap conditions go first. */
+static int cond_cost(const cond *c)
+{
+    switch (c->kind) {
+    case K_HAS_ID:
+    case K_HAS_VECTOR:
+    case K_SLICE: return 0;
+    case K_FIELD:
+    case K_IS_EMPTY:
+    case K_IS_NULL: return 1;
+    case K_FILTER: return 2;
+    default: return 3;
+    }
+}
+
+static void sort_by_cost(clist *l)
+{
+    for (size_t i = 1; i < l->n; i++) {
+        cond *x = l->v[i];
+        size_t j = i;
+        while (j > 0 && cond_cost(l->v[j - 1]) > cond_cost(x)) {
+            l->v[j] = l->v[j - 1];
+            j--;
+        }
+        l->v[j] = x;
+    }
+}
+
 /* A clause: one condition or an array of them. */
 static int compile_clause(cctx *c, const json_t *j, const char *name, clist *l)
 {
@@ -957,6 +1177,7 @@ static int compile_clause(cctx *c, const json_t *j, const char *name, clist *l)
             l->n = i + 1;
             cpop(c, o2);
         }
+        if (!rc) sort_by_cost(l);
     } else {
         l->v = calloc(1, sizeof(cond *));
         if (!l->v) rc = cnomem();
@@ -1019,10 +1240,16 @@ static int compile_filter(cctx *c, const json_t *j, ny_fexpr **out)
 
 int ny_filter_compile_json(const json_t *filter, ny_fexpr **out)
 {
+    return ny_filter_compile_schema_json(filter, NULL, out);
+}
+
+int ny_filter_compile_schema_json(const json_t *filter, const json_t *schema, ny_fexpr **out)
+{
     if (!out) return ny_error(NY_EINVAL, "ny_filter_compile_json: out is NULL");
     *out = NULL;
     cctx c;
     memset(&c, 0, sizeof c);
+    c.schema = json_is_object(schema) ? schema : NULL;
     cpush(&c, "filter");
     ny_fexpr *f = NULL;
     int rc;
@@ -1042,13 +1269,18 @@ int ny_filter_compile_json(const json_t *filter, ny_fexpr **out)
 
 int ny_filter_compile(const char *filter_json, ny_fexpr **out)
 {
+    return ny_filter_compile_schema(filter_json, NULL, out);
+}
+
+int ny_filter_compile_schema(const char *filter_json, const json_t *schema, ny_fexpr **out)
+{
     if (!out) return ny_error(NY_EINVAL, "ny_filter_compile: out is NULL");
     *out = NULL;
-    if (!filter_json) return ny_filter_compile_json(NULL, out);
+    if (!filter_json) return ny_filter_compile_schema_json(NULL, schema, out);
     json_error_t err;
-    json_t *j = json_loads(filter_json, JSON_DECODE_ANY, &err);
+    json_t *j = json_loads(filter_json, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
     if (!j) return ny_error(NY_EINVAL, "filter: invalid JSON at line %d, column %d: %s", err.line, err.column, err.text);
-    int rc = ny_filter_compile_json(j, out);
+    int rc = ny_filter_compile_schema_json(j, schema, out);
     json_decref(j);
     return rc;
 }
@@ -1056,6 +1288,29 @@ int ny_filter_compile(const char *filter_json, ny_fexpr **out)
 int ny_filter_is_match_all(const ny_fexpr *f)
 {
     return !f || (!f->must.n && !f->has_should && !f->must_not.n && !f->has_min);
+}
+
+static void find_ids(const ny_fexpr *f, const ny_point_id **ids, size_t *n, int *found)
+{
+    for (size_t i = 0; i < f->must.n; i++) {
+        const cond *c = f->must.v[i];
+        if (c->kind == K_HAS_ID && (!*found || c->u.ids.n < *n)) {
+            *ids = c->u.ids.v;
+            *n = c->u.ids.n;
+            *found = 1;
+        } else if (c->kind == K_FILTER) {
+            find_ids(c->u.filter, ids, n, found);
+        }
+    }
+}
+
+int ny_filter_ids(const ny_fexpr *f, const ny_point_id **ids, size_t *n)
+{
+    int found = 0;
+    *ids = NULL;
+    *n = 0;
+    if (f) find_ids(f, ids, n, &found);
+    return found;
 }
 
 /* ===== Evaluation ======================================================== */
@@ -1130,6 +1385,10 @@ static int check_match(const check *k, const json_t *v)
         for (size_t i = 0; i < k->u.strs.n; i++)
             if (memmem(json_string_value(v), json_string_length(v), k->u.strs.v[i].s, k->u.strs.v[i].len)) return 1;
         return 0;
+    case CK_FT_ALL:
+    case CK_FT_ANY:
+    case CK_FT_PHRASE:
+        return json_is_string(v) && ft_match(k, json_string_value(v), json_string_length(v));
     case CK_PREFIX:
         return json_is_string(v) && json_string_length(v) >= k->u.str.len &&
                memcmp(json_string_value(v), k->u.str.s, k->u.str.len) == 0;
@@ -1231,11 +1490,30 @@ static int path_is_null(const ny_path *p, const json_t *payload)
     return ny_path_walk(p->segs, p->n, payload, null_visit, NULL);
 }
 
+/* The single value at a path without "[]" steps (the common case), found
+ * without the visitor callback; NULL if absent. */
+static inline const json_t *resolve(const ny_path *p, const json_t *v)
+{
+    for (size_t i = 0; i < p->n && v; i++) {
+        const ny_seg *s = &p->segs[i];
+        if (s->kind == NY_SEG_KEY)
+            v = json_is_object(v) ? json_object_getn(v, s->key, s->len) : NULL;
+        else
+            v = json_is_array(v) ? json_array_get(v, s->index) : NULL; /* NULL when out of range */
+    }
+    return v;
+}
+
 static int eval_field(const field_cond *f, const json_t *payload)
 {
     if (f->n_checks || f->has_vc) {
         fctx c = {f, 0};
-        if (ny_path_walk(f->path.segs, f->path.n, payload, field_visit, &c)) return 1;
+        if (f->simple) {
+            const json_t *v = resolve(&f->path, payload);
+            if (v && field_visit(v, &c)) return 1;
+        } else if (ny_path_walk(f->path.segs, f->path.n, payload, field_visit, &c)) {
+            return 1;
+        }
         if (!c.found && f->has_vc && vc_ok(f, 0)) return 1;
     }
     if (f->is_empty >= 0 && path_is_empty(&f->path, payload) == f->is_empty) return 1;

@@ -18,16 +18,33 @@ typedef struct ny_fexpr ny_fexpr;
  * (e.g. "filter.must[1].range: 'gt' must be a number"). */
 int ny_filter_compile(const char *filter_json, ny_fexpr **out);
 int ny_filter_compile_json(const json_t *filter, ny_fexpr **out);
+/* Same, with the collection's payload schema: an object mapping payload
+ * keys to their field schema as given to create_payload_index ("keyword",
+ * "text", {"type": "text", "tokenizer": "word", "lowercase": true,
+ * "min_token_len": 2, ...}) or as reported in payload_schema
+ * ({"data_type": "text", "params": {...}}).  For keys with a full-text
+ * index, match.text / text_any / phrase use Qdrant's token semantics (all
+ * tokens present / any token / consecutive tokens; tokenizer, lowercase
+ * and token length honoured) instead of substring matching.  Keys inside
+ * "nested" are looked up as "<nested key>[].<key>".  schema may be NULL. */
+int ny_filter_compile_schema(const char *filter_json, const json_t *schema, ny_fexpr **out);
+int ny_filter_compile_schema_json(const json_t *filter, const json_t *schema, ny_fexpr **out);
 void ny_filter_free(ny_fexpr *f);
 /* 1 if the point (id, payload object; payload may be NULL = {}) matches.
  * id may be NULL (has_id, has_vector and slice then never match).  A NULL
  * filter matches everything.  Allocation-free and thread-safe: one compiled
  * filter may be evaluated by many threads at once. */
 int ny_filter_match(const ny_fexpr *f, const ny_point_id *id, const json_t *payload);
-/* 1 if f has no condition at all (compiled from {}, null or NULL), so that
- * callers can skip evaluation.  {"should": []} is not match-all: it matches
+/* 1 if f has no condition at all (compiled from {}, null, NULL or only
+ * empty must/must_not lists), so that callers can skip evaluation.  {"should": []} is not match-all: it matches
  * nothing (as in Qdrant). */
 int ny_filter_is_match_all(const ny_fexpr *f);
+/* If the filter can only match points listed by a has_id condition that
+ * must hold (in "must", also within filters nested in "must"), returns 1
+ * and that list (the shortest one if several), sorted by ny_point_id_cmp
+ * and owned by f: callers may visit just those points (and still call
+ * ny_filter_match).  Otherwise returns 0 with *ids = NULL, *n = 0. */
+int ny_filter_ids(const ny_fexpr *f, const ny_point_id **ids, size_t *n);
 
 /* Values at a payload path.  "a.b" follows objects; "a[].b" maps over an
  * array; "a[2]" indexes.  Arrays at the end of a path are flattened into
@@ -41,7 +58,13 @@ int ny_path_foreach(const json_t *payload, const char *path,
 /* The with_payload selector: true, false, ["a", "b"], {"include": [...]},
  * {"exclude": [...]}.  Returns a new reference to the selected payload
  * (an object; NULL when the selector is false/NULL). NY_EINVAL on a bad
- * selector via ny_payload_selector_check. */
+ * selector via ny_payload_selector_check.
+ *
+ * Entries are paths; include keeps what lies on or below an entry ("a.b"
+ * keeps {"a": {"b": ...}}), exclude drops it.  Array elements are reached
+ * only through "[]" ("a[].b"), as in Qdrant.  With `true` the result is the
+ * payload itself (incref'd, not copied: do not modify it); otherwise a new
+ * object.  ny_payload_select returns NULL for an invalid selector too. */
 int ny_payload_selector_check(const json_t *selector);
 json_t *ny_payload_select(const json_t *payload, const json_t *selector);
 
