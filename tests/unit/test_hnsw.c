@@ -311,7 +311,7 @@ TEST(delete_30pct_recall)
     for (int clustered = 0; clustered < 2; clustered++) {
         float *v = clustered ? gen_clustered(n, dim, 30, 31) : gen_random(n, dim, 33);
         float *q = clustered ? gen_clustered2(nq, dim, 30, 31, 4321) : gen_random(nq, dim, 34);
-        ny_hnsw *h = build(dim, NY_L2, 12, 100, v, n, 2);
+        ny_hnsw *h = build(dim, NY_L2, 12, 100, v, n, 1); /* deterministic */
         REQUIRE(h);
         unsigned long long s = 5;
         unsigned char *ok = malloc(n);
