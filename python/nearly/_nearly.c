@@ -720,6 +720,7 @@ typedef struct {
     size_t ef;        /* default search beam; 0: engine default */
     int num_threads;  /* default threads for batches; 0: all CPUs */
     uint64_t next_id; /* next id handed out by add(ids=None) */
+    uint64_t added;   /* vectors ever added (bounds the result width) */
     Py_ssize_t busy;  /* calls in flight without the GIL */
     PyObject *weakreflist;
 } IndexObject;
@@ -745,6 +746,7 @@ static void idx_sync_params(IndexObject *self)
     self->m = st.m;
     self->efc = st.ef_construction;
     if (self->next_id < st.max_id) self->next_id = st.max_id;
+    if (self->added < st.count + st.deleted) self->added = st.count + st.deleted;
 }
 
 static int Index_init(IndexObject *self, PyObject *args, PyObject *kw)
@@ -789,6 +791,7 @@ static int Index_init(IndexObject *self, PyObject *args, PyObject *kw)
     self->ef = ef;
     self->num_threads = nt;
     self->next_id = 0;
+    self->added = 0;
     idx_sync_params(self);
     return 0;
 }
@@ -875,7 +878,13 @@ static PyObject *Index_add(IndexObject *self, PyObject *const *args, Py_ssize_t 
         Py_END_ALLOW_THREADS
     }
     idx_leave(self);
-    if (rc != NY_OK) { raise_rc(rc); goto out; }
+    if (rc != NY_OK) {
+        raise_rc(rc);
+        /* a batch may have been applied in part: recount */
+        if (self->h) idx_sync_params(self);
+        goto out;
+    }
+    self->added += m.n;
     if (ids) {
         ret = Py_NewRef(Py_None);
     } else {
@@ -888,23 +897,59 @@ out:
     return ret;
 }
 
-/* Bitmap of allowed ids for ny_filter. */
-static int build_bitmap(PyObject *obj, ny_filter *f, uint64_t **bits)
+/* The allowed-id set of a search (filter_ids=): a bitmap when it is dense
+ * enough, else a sorted array probed by binary search, so that a few large
+ * ids never cost a bitmap of 2^32 bits. */
+typedef struct idset {
+    uint64_t *bits;
+    uint32_t *sorted;
+    size_t n;
+} idset;
+
+static int idset_allow(uint32_t id, void *ctx)
+{
+    const idset *s = ctx;
+    size_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->sorted[mid] < id) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < s->n && s->sorted[lo] == id;
+}
+
+static void idset_free(idset *s)
+{
+    free(s->bits);
+    free(s->sorted);
+    memset(s, 0, sizeof *s);
+}
+
+static int build_filter(PyObject *obj, ny_filter *f, idset *set)
 {
     uint32_t *ids;
     size_t n;
+    memset(set, 0, sizeof *set);
+    memset(f, 0, sizeof *f);
     if (ids_get(obj, "filter_ids", &ids, &n, NULL) < 0) return -1;
     uint32_t mx = 0;
     for (size_t i = 0; i < n; i++) if (ids[i] > mx) mx = ids[i];
     size_t nbits = n ? (size_t)mx + 1 : 0;
     size_t words = (nbits + 63) / 64;
-    *bits = calloc(words ? words : 1, sizeof(uint64_t));
-    if (!*bits) { free(ids); PyErr_NoMemory(); return -1; }
-    for (size_t i = 0; i < n; i++) (*bits)[ids[i] >> 6] |= 1ull << (ids[i] & 63);
-    free(ids);
-    memset(f, 0, sizeof *f);
-    f->bitmap = *bits;
-    f->nbits = nbits;
+    if (words <= 4096 || words <= 8 * n) {
+        set->bits = calloc(words ? words : 1, sizeof(uint64_t));
+        if (!set->bits) { free(ids); PyErr_NoMemory(); return -1; }
+        for (size_t i = 0; i < n; i++) set->bits[ids[i] >> 6] |= 1ull << (ids[i] & 63);
+        free(ids);
+        f->bitmap = set->bits;
+        f->nbits = nbits;
+        return 0;
+    }
+    qsort(ids, n, sizeof *ids, cmp_u32);
+    set->sorted = ids;
+    set->n = n;
+    f->allow = idset_allow;
+    f->ctx = set;
     return 0;
 }
 
@@ -934,15 +979,15 @@ static PyObject *Index_search(IndexObject *self, PyObject *const *args, Py_ssize
     if (arg_size(v[1], "k", 10, 1, &k) < 0 || arg_size(v[2], "ef", self->ef, 1, &ef) < 0 ||
         arg_threads(v[4], self->num_threads, &nt) < 0 || (exact = arg_bool(v[5], 0)) < 0)
         return NULL;
-    /* The result width is capped by the number of ids ever used (next_id
-     * tracks it without a call into the engine): no allocation or engine
-     * heap larger than the index, whatever k is. */
-    if (k > self->next_id) k = (size_t)self->next_id;
-    if (ef > self->next_id) ef = self->next_id > k ? (size_t)self->next_id : k;
+    /* The result width is capped by the number of vectors ever added
+     * (tracked here, without a call into the engine): no allocation or
+     * engine heap larger than the index, whatever k is. */
+    if (k > self->added) k = (size_t)self->added;
+    if (ef > self->added) ef = self->added > k ? (size_t)self->added : k;
     fmat q;
     if (fmat_get(v[0], self->dim, "search", &q) < 0) return NULL;
     PyObject *ids_arr = NULL, *sc_arr = NULL, *ret = NULL;
-    uint64_t *bits = NULL;
+    idset set = {NULL, NULL, 0};
     ny_filter filt, *fp = NULL;
     Py_ssize_t bad = first_nonfinite(q.data, q.n, self->dim);
     if (bad >= 0) {
@@ -950,7 +995,7 @@ static PyObject *Index_search(IndexObject *self, PyObject *const *args, Py_ssize
         goto out;
     }
     if (v[3] && v[3] != Py_None) {
-        if (build_bitmap(v[3], &filt, &bits) < 0) goto out;
+        if (build_filter(v[3], &filt, &set) < 0) goto out;
         fp = &filt;
     }
     if (q.n && k > (size_t)PY_SSIZE_T_MAX / 8 / q.n) { PyErr_NoMemory(); goto out; }
@@ -995,7 +1040,7 @@ static PyObject *Index_search(IndexObject *self, PyObject *const *args, Py_ssize
 out:
     Py_XDECREF(ids_arr);
     Py_XDECREF(sc_arr);
-    free(bits);
+    idset_free(&set);
     fmat_release(&q);
     return ret;
 }
@@ -1259,8 +1304,8 @@ static PyMethodDef Index_methods[] = {
      "shape (nq, k), or (k,) for a single 1-D query, nearest first.  Scores follow Qdrant: cosine\n"
      "similarity for 'cosine', dot product for 'dot', Euclidean distance for 'l2'.  Slots without a\n"
      "result (fewer than k vectors match) hold id -1 and score NaN.  filter_ids restricts results to\n"
-     "those ids.  exact=True scans every vector (brute force).  Runs without the GIL; a batch uses\n"
-     "num_threads threads (0: all CPUs)."},
+     "those ids.  exact=True scans every vector (brute force).  k is capped at the number of vectors\n"
+     "ever added.  Runs without the GIL; a batch uses num_threads threads (0: all CPUs)."},
     {"delete", (PyCFunction)Index_delete, METH_O,
      "delete($self, ids)\n--\n\nDeletes one id or a sequence of ids.  NotFoundError (nothing deleted) if one is absent."},
     {"get_vectors", (PyCFunction)Index_get_vectors, METH_O,

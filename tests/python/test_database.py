@@ -209,6 +209,21 @@ def test_search_options(db, rng):
     assert all(h.vector is not None and h.vector.shape == (DIM,) for h in col.search(q, limit=2, with_vector=True))
 
 
+def test_huge_limits_never_crash(db, rng):
+    col = db.collection("c", dim=4)
+    col.upsert(list(range(10)), rng.standard_normal((10, 4)))
+    for kw in (dict(limit=10**12), dict(limit=2**62), dict(limit=5, offset=10**15), dict(limit=5, ef=10**12),
+               dict(limit=10**12, exact=True)):
+        try:
+            assert len(col.search([1, 2, 3, 4], **kw)) <= 10
+        except ValueError:
+            pass
+    page, nxt = col.scroll(limit=2**62)
+    assert len(page) == 10 and nxt is None
+    with pytest.raises((ValueError, OverflowError)):
+        col.scroll(limit=-1)
+
+
 def test_persistence_across_reopen(tmp_path, rng):
     path = tmp_path / "data"
     with nearly.Database(path) as db:

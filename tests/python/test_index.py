@@ -92,6 +92,12 @@ def test_filter_ids(rng):
     assert np.isnan(scores[2:]).all()
     ids, _ = ix.search(q[0], k=3, filter_ids=[])
     assert ids.tolist() == [-1, -1, -1]
+    # sparse allowed set with huge ids (probed by binary search, no 2^32-bit bitmap)
+    ix.add(data[0], ids=[4294967294])
+    ids, _ = ix.search(data[0], k=3, filter_ids=[4294967294, 17, 3000000000], exact=True)
+    assert ids.tolist() == [4294967294, 17, -1]
+    ids, _ = ix.search(data[0], k=2, ef=100, filter_ids=np.array([4294967294, 17], np.uint32))
+    assert ids.tolist() == [4294967294, 17]
 
 
 def test_delete(rng):
@@ -280,7 +286,7 @@ def test_nan_query_refused(rng):
 def test_k_and_ef_limits(rng):
     ix, data = make_index(rng, n=30, dim=8)
     ids, scores = ix.search(data[0], k=10**12)
-    assert ids.shape == (30,)  # capped at the number of ids ever used
+    assert ids.shape == (30,)  # capped at the number of vectors ever added
     assert sorted(ids.tolist()) == list(range(30))
     ids, _ = ix.search(data[:3], k=2**62, ef=2**62)
     assert ids.shape == (3, 30)
