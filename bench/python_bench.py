@@ -42,14 +42,6 @@ def fvecs_read(f):
     return np.ascontiguousarray(ivecs_read(f).view(np.float32))
 
 
-def write_fvecs(path, x):
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    out = np.empty((x.shape[0], x.shape[1] + 1), dtype=np.float32)
-    out[:, 0] = np.array([x.shape[1]], dtype=np.int32).view(np.float32)[0]
-    out[:, 1:] = x
-    out.tofile(path)
-
-
 def exact_topk(base, queries, k, metric):
     if metric == "cosine":
         b = base / np.linalg.norm(base, axis=1, keepdims=True)
@@ -118,7 +110,6 @@ def main():
 
     base = fvecs_read(os.path.join(args.data, "base.fvecs"))
     queries = fvecs_read(os.path.join(args.data, "query.fvecs"))
-    qpath = os.path.join(args.data, "query.fvecs")
     if args.n and args.n < len(base):
         base = np.ascontiguousarray(base[: args.n])
         truth = exact_topk(base, queries, args.k, args.metric)
