@@ -524,3 +524,28 @@ def test_gil_released_during_add(rng):
     # (a C call is never pre-empted by the interpreter's switch interval).
     if elapsed > 0.05:
         assert spins > 1000, (spins, elapsed)
+
+
+def test_works_without_numpy_until_results_need_it(tmp_path):
+    # numpy is only imported (lazily) to build result arrays.
+    import subprocess
+    import sys
+    code = (
+        "import sys, array\n"
+        "sys.modules['numpy'] = None  # makes 'import numpy' fail\n"
+        "import nearly\n"
+        "ix = nearly.Index(4, metric='l2')\n"
+        "assert ix.add(array.array('f', [1, 2, 3, 4, 5, 6, 7, 8])) == range(0, 2)\n"
+        "ix.add([[0, 0, 0, 1]], ids=[7])\n"
+        "ix.delete(1)\n"
+        "ix.save(sys.argv[1])\n"
+        "assert len(nearly.Index.load(sys.argv[1])) == 2\n"
+        "try:\n"
+        "    ix.search([1, 2, 3, 4])\n"
+        "except ImportError:\n"
+        "    print('ok')\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "ix")], capture_output=True, text=True,
+                         env=env, timeout=60)
+    assert out.stdout.strip() == "ok", out.stderr
