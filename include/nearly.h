@@ -189,6 +189,14 @@ typedef struct ny_hnsw_stats {
 
 void ny_hnsw_get_stats(const ny_hnsw *h, ny_hnsw_stats *st);
 
+/* Reclaims deleted vectors: removes every link to a deleted node
+ * (reconnecting its neighbours through the deleted node's neighbours),
+ * waits until no search can still see those nodes, and puts their slots
+ * back for reuse.  Runs automatically inside ny_hnsw_delete once deleted
+ * nodes reach 1/4 of the live ones.  Blocks inserts and deletes while it
+ * runs; searches continue.  Must not be called from a filter callback. */
+int ny_hnsw_vacuum(ny_hnsw *h);
+
 /* Saves to path (written to a temporary file, fsynced, then renamed).
  * Safe to call concurrently with searches; inserts are blocked meanwhile. */
 int ny_hnsw_save(ny_hnsw *h, const char *path);

@@ -3,6 +3,11 @@
 #ifndef NY_CLI_H
 #define NY_CLI_H
 
-/* (commands are declared here as they are added) */
+/* nearly gen: synthetic data set + exact ground truth (gen.c). */
+int cmd_gen(int argc, char **argv);
+/* nearly bench: HNSW build/recall/QPS/latency/memory on fvecs files (bench.c). */
+int cmd_bench(int argc, char **argv);
+/* nearly bench-scan: exact-scan throughput vs memory bandwidth (scan.c). */
+int cmd_bench_scan(int argc, char **argv);
 
 #endif

@@ -1,0 +1,207 @@
+/* test_conc_collection.c -- concurrent upserts, deletes, payload updates,
+ * searches, scrolls and checkpoints on one collection; afterwards every
+ * point must hold what its (single) writer last wrote, in memory and
+ * after a reopen.  Also runs under ThreadSanitizer. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "nearly.h"
+#include "t.h"
+
+#define DIM 8
+#define WRITERS 2
+
+static void vec_of(uint64_t id, uint64_t salt, float *v)
+{
+    unsigned long long s = id * 1000003 + salt * 7 + 5;
+    for (int d = 0; d < DIM; d++) v[d] = t_randf(&s);
+}
+
+typedef struct wstate {
+    ny_collection *c;
+    int w;            /* writer index: owns ids with id % WRITERS == w */
+    size_t nids, ops;
+    uint64_t *salt;   /* per owned slot: 0 = absent, else the salt */
+    int fails;
+} wstate;
+
+static ny_point_id pid(uint64_t n)
+{
+    ny_point_id p;
+    memset(&p, 0, sizeof p);
+    p.num = n;
+    return p;
+}
+
+static void *writer(void *arg)
+{
+    wstate *s = arg;
+    unsigned long long r = 12345 + (unsigned long long)s->w;
+    enum { B = 16 };
+    ny_point pts[B];
+    float vecs[B * DIM];
+    char pl[B][64];
+    for (size_t op = 0; op < s->ops; op++) {
+        int kind = (int)(t_rand(&r) % 10);
+        if (kind < 6) {
+            for (int i = 0; i < B; i++) {
+                size_t slot = t_rand(&r) % s->nids;
+                uint64_t id = slot * WRITERS + (uint64_t)s->w;
+                uint64_t salt = op * B + (uint64_t)i + 1;
+                vec_of(id, salt, vecs + i * DIM);
+                snprintf(pl[i], sizeof pl[i], "{\"salt\": %llu, \"w\": %d}", (unsigned long long)salt, s->w);
+                pts[i] = (ny_point){pid(id), vecs + i * DIM, pl[i]};
+            }
+            if (ny_collection_upsert(s->c, pts, B, (int)(op % 2)) != NY_OK) {
+                s->fails++;
+                continue;
+            }
+            /* last occurrence wins inside a batch */
+            for (int i = 0; i < B; i++) s->salt[pts[i].id.num / WRITERS] = op * B + (uint64_t)i + 1;
+        } else if (kind < 8) {
+            ny_point_id ids[4];
+            for (int i = 0; i < 4; i++) ids[i] = pid((t_rand(&r) % s->nids) * WRITERS + (uint64_t)s->w);
+            ny_selector sel = {.ids = ids, .n_ids = 4};
+            if (ny_collection_delete(s->c, &sel, 1, NULL) != NY_OK) {
+                s->fails++;
+                continue;
+            }
+            for (int i = 0; i < 4; i++) s->salt[ids[i].num / WRITERS] = 0;
+        } else {
+            ny_point_id id = pid((t_rand(&r) % s->nids) * WRITERS + (uint64_t)s->w);
+            ny_selector sel = {.ids = &id, .n_ids = 1};
+            if (ny_collection_set_payload(s->c, &sel, "{\"touched\": true}", NULL, 0) != NY_OK) s->fails++;
+        }
+    }
+    return NULL;
+}
+
+typedef struct rstate {
+    ny_collection *c;
+    atomic_int *stop;
+    size_t searches;
+    int fails;
+} rstate;
+
+static void *reader(void *arg)
+{
+    rstate *s = arg;
+    unsigned long long r = 777;
+    while (!atomic_load(s->stop)) {
+        float q[DIM];
+        for (int d = 0; d < DIM; d++) q[d] = t_randf(&r);
+        ny_search_params p = {.vector = q, .limit = 5, .read = {.with_payload_json = "true", .with_vector = 1}};
+        if (t_rand(&r) % 3 == 0) p.filter_json = "{\"must\": [{\"key\": \"w\", \"match\": {\"value\": 1}}]}";
+        ny_records out;
+        if (ny_collection_search(s->c, &p, &out) != NY_OK) s->fails++;
+        else {
+            for (size_t i = 0; i < out.n; i++) {
+                if (!out.items[i].payload_json || !out.items[i].vector) s->fails++;
+                if (p.filter_json && !strstr(out.items[i].payload_json, "\"w\":1")) s->fails++;
+                if (i && out.items[i].score < out.items[i - 1].score) s->fails++;
+            }
+            ny_records_free(&out);
+        }
+        ny_records sc;
+        if (ny_collection_scroll(s->c, NULL, 20, NULL, NULL, &sc) != NY_OK) s->fails++;
+        else {
+            for (size_t i = 1; i < sc.n; i++)
+                if (sc.items[i].id.num <= sc.items[i - 1].id.num) s->fails++;
+            ny_records_free(&sc);
+        }
+        size_t n;
+        if (ny_collection_count(s->c, NULL, &n) != NY_OK) s->fails++;
+        s->searches++;
+    }
+    return NULL;
+}
+
+static void *checkpointer(void *arg)
+{
+    rstate *s = arg;
+    while (!atomic_load(s->stop)) {
+        if (ny_collection_checkpoint(s->c) != NY_OK) s->fails++;
+        s->searches++;
+        for (int i = 0; i < 20 && !atomic_load(s->stop); i++) {
+            struct timespec ts = {0, 5 * 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
+}
+
+static int verify(ny_collection *c, wstate *ws)
+{
+    int bad = 0;
+    for (int w = 0; w < WRITERS; w++) {
+        for (size_t slot = 0; slot < ws[w].nids; slot++) {
+            uint64_t id = slot * WRITERS + (uint64_t)w;
+            ny_point_id p = pid(id);
+            ny_read_opts o = {.with_payload_json = "[\"salt\"]", .with_vector = 1};
+            ny_records r;
+            if (ny_collection_retrieve(c, &p, 1, &o, &r) != NY_OK) return -1;
+            uint64_t salt = ws[w].salt[slot];
+            if (!salt) bad += r.n != 0;
+            else if (r.n != 1) bad++;
+            else {
+                float v[DIM];
+                vec_of(id, salt, v);
+                char want[64];
+                snprintf(want, sizeof want, "{\"salt\":%llu}", (unsigned long long)salt);
+                bad += memcmp(v, r.items[0].vector, sizeof v) != 0 || strcmp(r.items[0].payload_json, want) != 0;
+            }
+            ny_records_free(&r);
+        }
+    }
+    return bad;
+}
+
+TEST(concurrent_writers_readers_checkpoints)
+{
+    const char *dir = t_tmpdir();
+    ny_db *db;
+    REQUIRE(ny_db_open(dir, &db) == NY_OK);
+    REQUIRE(ny_db_create_collection(db, "cc", "{\"vectors\": {\"size\": 8, \"distance\": \"Euclid\"}, "
+                                              "\"hnsw_config\": {\"m\": 8, \"ef_construct\": 32, \"full_scan_threshold\": 10}}") == NY_OK);
+    ny_collection *c;
+    REQUIRE(ny_db_get_collection(db, "cc", &c) == NY_OK);
+    wstate ws[WRITERS];
+    pthread_t wt[WRITERS], rt[2];
+    atomic_int stop;
+    atomic_init(&stop, 0);
+    rstate rs[2] = {{c, &stop, 0, 0}, {c, &stop, 0, 0}};
+    for (int w = 0; w < WRITERS; w++) {
+        ws[w] = (wstate){c, w, t_n(1500, 300), t_n(400, 100), NULL, 0};
+        ws[w].salt = calloc(ws[w].nids, sizeof(uint64_t));
+        pthread_create(&wt[w], NULL, writer, &ws[w]);
+    }
+    pthread_create(&rt[0], NULL, reader, &rs[0]);
+    pthread_create(&rt[1], NULL, checkpointer, &rs[1]);
+    for (int w = 0; w < WRITERS; w++) pthread_join(wt[w], NULL);
+    atomic_store(&stop, 1);
+    pthread_join(rt[0], NULL);
+    pthread_join(rt[1], NULL);
+    for (int w = 0; w < WRITERS; w++) CHECK(ws[w].fails == 0);
+    CHECKF(rs[0].fails == 0, "reader failures: %d", rs[0].fails);
+    CHECK(rs[1].fails == 0);
+    CHECK(rs[0].searches > 0);
+    int bad = verify(c, ws);
+    CHECKF(bad == 0, "%d points differ from their writer's last write", bad);
+    size_t live = 0, n = 0;
+    for (int w = 0; w < WRITERS; w++)
+        for (size_t i = 0; i < ws[w].nids; i++) live += ws[w].salt[i] != 0;
+    CHECK(ny_collection_count(c, NULL, &n) == NY_OK && n == live);
+    ny_collection_release(c);
+    ny_db_close(db);
+    REQUIRE(ny_db_open(dir, &db) == NY_OK);
+    REQUIRE(ny_db_get_collection(db, "cc", &c) == NY_OK);
+    bad = verify(c, ws);
+    CHECKF(bad == 0, "after reopen: %d points differ", bad);
+    ny_collection_release(c);
+    ny_db_close(db);
+    for (int w = 0; w < WRITERS; w++) free(ws[w].salt);
+}
