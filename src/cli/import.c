@@ -147,6 +147,21 @@ static void fail(imp *m, const char *fmt, ...)
     pthread_mutex_unlock(&m->mu);
 }
 
+/* A reader-side error: stops reading, but batches already queued are still
+ * written (the writers drain the queue). */
+static void rfail(imp *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void rfail(imp *m, const char *fmt, ...)
+{
+    pthread_mutex_lock(&m->mu);
+    if (!m->fail_msg[0]) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(m->fail_msg, sizeof m->fail_msg, fmt, ap);
+        va_end(ap);
+    }
+    pthread_mutex_unlock(&m->mu);
+}
+
 static const char *file_name(imp *m, uint32_t fi)
 {
     if (fi >= (uint32_t)m->nfiles) return "?";
@@ -846,13 +861,13 @@ static int read_all(imp *m, const ipos *start)
         }
         ing_reader r;
         if (ing_open(&r, m->files[fi], f, (uint32_t)fi, m->dim, &m->o) != NY_OK) {
-            fail(m, "%s", ny_errmsg());
+            rfail(m, "%s", ny_errmsg());
             err = 1;
             break;
         }
         if ((uint32_t)fi == start->file && start->off &&
             ing_seek(&r, start->off, start->row, start->line, start->aux_off, start->aux_row, start->aux_line) != NY_OK) {
-            fail(m, "%s", ny_errmsg());
+            rfail(m, "%s", ny_errmsg());
             ing_close(&r);
             err = 1;
             break;
@@ -870,7 +885,7 @@ static int read_all(imp *m, const ipos *start)
             int rc = ing_next(&r, &s->b, e, sizeof e, &line);
             if (rc == ING_EOF) break;
             if (rc < 0) {
-                fail(m, "%s", ny_errmsg());
+                rfail(m, "%s", ny_errmsg());
                 err = 1;
                 break;
             }
@@ -879,7 +894,7 @@ static int read_all(imp *m, const ipos *start)
                 s->rej++;
                 atomic_fetch_add(&m->rejected, 1);
                 if (m->strict) {
-                    fail(m, "%s:%llu: bad row (--strict): %s", r.path, (unsigned long long)line, e);
+                    rfail(m, "%s:%llu: bad row (--strict): %s", r.path, (unsigned long long)line, e);
                     err = 1;
                     break;
                 }
@@ -887,13 +902,13 @@ static int read_all(imp *m, const ipos *start)
             }
             if (!m->coll_ready) {
                 if (ensure_collection(m, r.dim) != NY_OK) {
-                    fail(m, "cannot create the collection");
+                    rfail(m, "cannot create the collection");
                     err = 1;
                     break;
                 }
             }
             if (m->dim && r.dim != m->dim) {
-                fail(m, "%s: vectors have dimension %zu, the collection has %zu", r.path, r.dim, m->dim);
+                rfail(m, "%s: vectors have dimension %zu, the collection has %zu", r.path, r.dim, m->dim);
                 err = 1;
                 break;
             }
@@ -1234,7 +1249,7 @@ int cmd_import(int argc, char **argv)
         }
     }
     uint64_t rows = atomic_load(&m->rows_acked), rej = atomic_load(&m->rejected);
-    if (m->failed) fprintf(stderr, "import: error: %s\n", m->fail_msg);
+    if (m->fail_msg[0]) fprintf(stderr, "import: error: %s\n", m->fail_msg);
     if (!ok && !m->dry_run)
         fprintf(stderr, "import: %s; %llu rows are stored; run the same command with --resume to continue\n",
                 g_interrupted ? "interrupted" : "stopped", (unsigned long long)m->durable_rows);
