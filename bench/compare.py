@@ -84,10 +84,13 @@ def merge(best, new):
     if best is None:
         return new
     best["build_s"] = min(best["build_s"], new["build_s"])
+    if "build_cpu_s" in best and "build_cpu_s" in new:
+        best["build_cpu_s"] = min(best["build_cpu_s"], new["build_cpu_s"])
     best["peak_rss_bytes"] = min(best["peak_rss_bytes"], new["peak_rss_bytes"])
     for b, r in zip(best["results"], new["results"]):
         b["qps_1t"] = max(b["qps_1t"], r["qps_1t"])
         b["qps_nt"] = max(b["qps_nt"], r["qps_nt"])
+        b["qps_1t_cpu"] = max(b.get("qps_1t_cpu", 0), r.get("qps_1t_cpu", 0))
         b["p50_us"] = min(b["p50_us"], r["p50_us"])
         b["p99_us"] = min(b["p99_us"], r["p99_us"])
     return best
@@ -201,6 +204,20 @@ def main():
         print(f"{r0['ef']:>5} |" + "".join(f" {best[lib]['results'][i]['p50_us']:>14.1f}"
                                          f" {best[lib]['results'][i]['p99_us']:>14.1f}" for lib in libs))
 
+    # CPU-time based single-thread throughput: robust to being descheduled
+    print()
+    print("1-thread queries per second of thread CPU time (not inflated by time spent descheduled):")
+    hdr2 = f"{'ef':>5} |" + "".join(f" {'QPS/CPU ' + lib[:7]:>16}" for lib in libs)
+    if "nearly" in libs:
+        hdr2 += " |" + "".join(f" {'N/' + p[:7]:>10}" for p in peers)
+    print(hdr2)
+    for i, r0 in enumerate(ref["results"]):
+        row = f"{r0['ef']:>5} |" + "".join(f" {best[lib]['results'][i].get('qps_1t_cpu', 0):>16.0f}" for lib in libs)
+        if "nearly" in libs:
+            n = best["nearly"]["results"][i].get("qps_1t_cpu", 0)
+            row += " |" + "".join(f" {ratio(n, best[p]['results'][i].get('qps_1t_cpu', 0)):>10}" for p in peers)
+        print(row)
+
     # at target recall
     t = a.target_recall
     print(f"\nat recall@{a.k} = {t}:")
@@ -209,8 +226,9 @@ def main():
         res = best[lib]["results"]
         i1, ef1, q1 = at_recall(res, t, "qps_1t")
         iN, efN, qN = at_recall(res, t, "qps_nt")
+        iC, _, qC = at_recall(res, t, "qps_1t_cpu")
         summary[lib] = {"qps_1t_interp": i1, "qps_nt_interp": iN, "first_ef": ef1, "qps_1t_first": q1,
-                        "qps_nt_first": qN}
+                        "qps_nt_first": qN, "qps_1t_cpu_interp": iC, "qps_1t_cpu_first": qC}
         fmt = lambda v: f"{v:.0f}" if v else "not reached"
         print(f"  {lib:8} QPS 1t {fmt(i1):>11} (interp.)  {fmt(q1):>11} at first ef >= target ({ef1})   "
               f"QPS {a.threads}t {fmt(iN):>11} (interp.)  {fmt(qN):>11}")
@@ -221,19 +239,22 @@ def main():
             print(f"  nearly/{p}: QPS 1t {ratio(n['qps_1t_interp'], s['qps_1t_interp'])} (interp.), "
                   f"{ratio(n['qps_1t_first'], s['qps_1t_first'])} (first ef); "
                   f"QPS {a.threads}t {ratio(n['qps_nt_interp'], s['qps_nt_interp'])} (interp.), "
-                  f"{ratio(n['qps_nt_first'], s['qps_nt_first'])} (first ef)")
+                  f"{ratio(n['qps_nt_first'], s['qps_nt_first'])} (first ef); "
+                  f"QPS/CPU 1t {ratio(n['qps_1t_cpu_interp'], s['qps_1t_cpu_interp'])} (interp.), "
+                  f"{ratio(n['qps_1t_cpu_first'], s['qps_1t_cpu_first'])} (first ef)")
 
     print("\nbuild and memory:")
     for lib in libs:
         b = best[lib]
-        print(f"  {lib:8} build {b['build_s']:8.2f} s   peak RSS {b['peak_rss_bytes'] / 1048576:8.1f} MiB "
+        print(f"  {lib:8} build {b['build_s']:8.2f} s ({b.get('build_cpu_s', 0):8.2f} s CPU)   peak RSS {b['peak_rss_bytes'] / 1048576:8.1f} MiB "
               f"(after load {b.get('rss_after_load_bytes', 0) / 1048576:7.1f})   "
               f"index bytes/vector excl. vector {b.get('bytes_per_vector_index', 0):7.1f}")
     if "nearly" in libs:
         n = best["nearly"]
         for p in peers:
             b = best[p]
-            print(f"  nearly/{p}: build time {ratio(n['build_s'], b['build_s'])}, "
+            print(f"  nearly/{p}: build time {ratio(n['build_s'], b['build_s'])} "
+                  f"(CPU time {ratio(n.get('build_cpu_s', 0), b.get('build_cpu_s', 0))}), "
                   f"peak RSS {ratio(n['peak_rss_bytes'], b['peak_rss_bytes'])}, "
                   f"peak RSS above the loaded data "
                   f"{ratio(n['peak_rss_bytes'] - n.get('rss_after_load_bytes', 0), b['peak_rss_bytes'] - b.get('rss_after_load_bytes', 0))}")

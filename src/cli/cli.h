@@ -3,6 +3,8 @@
 #ifndef NY_CLI_H
 #define NY_CLI_H
 
+/* `nearly serve`: the Qdrant-compatible REST server (src/cli/serve.c). */
+int cmd_serve(int argc, char **argv);
 /* nearly gen: synthetic data set + exact ground truth (gen.c). */
 int cmd_gen(int argc, char **argv);
 /* nearly bench: HNSW build/recall/QPS/latency/memory on fvecs files (bench.c). */

@@ -21,6 +21,7 @@ static const struct {
     const char *help;
 } commands[] = {
     {"version", cmd_version, "print the version and the SIMD level in use"},
+    {"serve", cmd_serve, "serve the collections over HTTP with Qdrant's REST API"},
     {"gen", cmd_gen, "write a synthetic data set (fvecs) with exact ground truth"},
     {"bench", cmd_bench, "benchmark HNSW: build time, recall, QPS, latency, memory"},
     {"bench-scan", cmd_bench_scan, "benchmark the exact scan against memory bandwidth"},
