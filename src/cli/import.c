@@ -37,6 +37,7 @@
 #include "cli/httpc.h"
 #include "cli/ingest.h"
 #include "common/common.h"
+#include "storage/wal.h"
 
 #define MAX_FILES 4096
 #define PROBE_MAX 200000
@@ -58,7 +59,7 @@ typedef struct slot {
 
 typedef struct imp {
     /* options */
-    const char *collection, *data_dir, *url, *api_key, *state_opt, *distance, *summary_json;
+    const char *collection, *data_dir, *url, *api_key, *state_opt, *distance, *summary_json, *wal_dir;
     const char *files[MAX_FILES];
     int nfiles;
     ing_fmt fmt;
@@ -69,6 +70,7 @@ typedef struct imp {
     /* target */
     ny_db *db;
     ny_collection *coll;
+    ny_wal *wal; /* --wal-only: batches go to a bare write-ahead log (benchmark of parsing + WAL) */
     ny_metric metric;
     size_t dim;
     int coll_ready;
@@ -280,9 +282,22 @@ static void http_error_text(const char *body, char *out, size_t n)
     json_decref(j);
 }
 
+static int noop_replay(void *ctx, uint64_t lsn, uint32_t type, const void *body, size_t len)
+{
+    (void)ctx, (void)lsn, (void)type, (void)body, (void)len;
+    return 0;
+}
+
 static int open_target(imp *m)
 {
     if (m->dry_run) return NY_OK;
+    if (m->wal_dir) {
+        if (make_dirs("import", m->wal_dir) != 0) return NY_EIO;
+        int rc = ny_wal_open(m->wal_dir, 0, noop_replay, NULL, &m->wal, NULL);
+        if (rc != NY_OK) fprintf(stderr, "import: %s\n", ny_errmsg());
+        m->dry_run = 1; /* no collection, no state file */
+        return rc;
+    }
     if (m->data_dir) {
         int rc = ny_db_open(m->data_dir, &m->db);
         if (rc != NY_OK) {
@@ -489,6 +504,39 @@ static int http_send(writer *w, const ing_batch *b, size_t from, size_t to, char
     }
 }
 
+/* --wal-only: one log record per batch, encoded like an upsert (count,
+ * dim, then per point: id, vector, payload length and text). */
+static long wal_batch(writer *w, slot *s)
+{
+    imp *m = w->m;
+    const ing_batch *b = &s->b;
+    w->blen = 0;
+    uint32_t hdr[2] = {(uint32_t)b->n, (uint32_t)b->dim};
+    if (bput(w, (const char *)hdr, sizeof hdr)) goto oom;
+    for (size_t i = 0; i < b->n; i++) {
+        unsigned char id[17];
+        id[0] = (unsigned char)b->ids[i].is_uuid;
+        if (b->ids[i].is_uuid) memcpy(id + 1, b->ids[i].uuid, 16);
+        else memcpy(id + 1, &b->ids[i].num, 8), memset(id + 9, 0, 8);
+        const char *pl = ing_batch_payload(b, i);
+        uint32_t pn = pl ? (uint32_t)strlen(pl) : 0;
+        if (bput(w, (const char *)id, sizeof id) || bput(w, (const char *)(b->vecs + i * b->dim), b->dim * sizeof(float)) ||
+            bput(w, (const char *)&pn, 4) || (pn && bput(w, pl, pn)))
+            goto oom;
+    }
+    uint64_t lsn;
+    int rc = ny_wal_append(m->wal, 1, w->body, w->blen, &lsn);
+    if (rc == NY_OK && s->wait) rc = ny_wal_sync(m->wal, lsn);
+    if (rc != NY_OK) {
+        fail(m, "write-ahead log: %s", ny_errmsg());
+        return -1;
+    }
+    return 0;
+oom:
+    fail(m, "out of memory (log record)");
+    return -1;
+}
+
 static void report_bad(imp *m, const ing_batch *b, size_t i, const char *why)
 {
     msg(m, "%s:%llu: rejected: %s", file_name(m, b->files[i]), (unsigned long long)b->lines[i], why);
@@ -499,6 +547,7 @@ static long write_batch(writer *w, slot *s)
 {
     imp *m = w->m;
     ing_batch *b = &s->b;
+    if (m->wal && b->n) return wal_batch(w, s);
     if (m->dry_run || b->n == 0) {
         s->wait = 0; /* nothing was synced */
         return 0;
@@ -618,7 +667,7 @@ static void *writer_main(void *arg)
         slot *s = m->qhead;
         m->qhead = s->next;
         if (!m->qhead) m->qtail = NULL;
-        if (m->data_dir) {
+        if (m->data_dir || m->wal) {
             double now = ny_now();
             s->wait = s->last || now - m->last_wait >= 1.0;
             if (s->wait) m->last_wait = now;
@@ -929,8 +978,8 @@ static int read_all(imp *m, const ipos *start)
             fill_pos(&r, &pos);
         }
         grow = r.grow;
-        done_bytes += fsize ? fsize : ing_offset(&r);
-        atomic_store(&m->bytes_pos, done_bytes);
+        if (!err && !g_interrupted) done_bytes += fsize ? fsize : ing_offset(&r);
+        atomic_store(&m->bytes_pos, err || g_interrupted ? done_bytes + ing_offset(&r) : done_bytes);
         ing_close(&r);
         if (g_interrupted) break;
     }
@@ -981,6 +1030,7 @@ static void usage(FILE *f)
             "  --progress / --no-progress   force the progress bar on or off (default: on a terminal)\n"
             "  --log-every SECONDS  period of the progress lines when not on a terminal (default 10)\n"
             "  --dry-run           parse and validate only\n"
+            "  --wal-only DIR      benchmark: append the batches to a bare write-ahead log in DIR (no collection)\n"
             "  --summary-json FILE  write the final figures as JSON\n"
             "  --probe-search QPS  measure search latency at this rate while importing\n"
             "  --probe-idle SECONDS  ... and before importing (needs an existing collection)\n");
@@ -1011,6 +1061,7 @@ static int parse_args(imp *m, int argc, char **argv)
         else if (OPT("--state")) { if (r < 0) goto missing; m->state_opt = v; }
         else if (OPT("--distance")) { if (r < 0) goto missing; m->distance = v; }
         else if (OPT("--summary-json")) { if (r < 0) goto missing; m->summary_json = v; }
+        else if (OPT("--wal-only")) { if (r < 0) goto missing; m->wal_dir = v; }
         else if (OPT("--id-field")) { if (r < 0) goto missing; m->o.id_field = v; }
         else if (OPT("--vector-field")) { if (r < 0) goto missing; m->o.vector_field = v; }
         else if (OPT("--payload-field")) { if (r < 0) goto missing; m->o.payload_field = v; }
@@ -1066,7 +1117,7 @@ static int parse_args(imp *m, int argc, char **argv)
         fprintf(stderr, "import: --collection is required\n");
         return 2;
     }
-    if (!m->dry_run && !!m->data_dir == !!m->url) {
+    if (!m->dry_run && !m->wal_dir && !!m->data_dir == !!m->url) {
         fprintf(stderr, "import: give exactly one of --data-dir DIR and --url URL\n");
         return 2;
     }
@@ -1144,6 +1195,7 @@ int cmd_import(int argc, char **argv)
 
     /* Pool, writers. */
     int nw = m->data_dir || m->dry_run ? 1 : m->parallel;
+    if (m->wal_dir) m->data_dir = NULL;
     m->nslots = nw + 2;
     m->slots = calloc((size_t)m->nslots, sizeof *m->slots);
     m->ring = calloc((size_t)m->nslots, sizeof *m->ring);
@@ -1234,6 +1286,10 @@ int cmd_import(int argc, char **argv)
         ny_collection_release(m->coll);
         m->coll = NULL;
     }
+    if (m->wal) {
+        if (ny_wal_close(m->wal) != NY_OK) fprintf(stderr, "import: write-ahead log: %s\n", ny_errmsg());
+        m->wal = NULL;
+    }
     if (m->db) {
         ny_db_close(m->db); /* checkpoints: everything committed is durable */
         m->db = NULL;
@@ -1257,7 +1313,7 @@ int cmd_import(int argc, char **argv)
     human_bytes(rb, sizeof rb, (double)atomic_load(&m->bytes_pos));
     size_t peak = ny_peak_rss();
     fprintf(stderr, "import: %s%llu rows imported, %llu rejected, %.2f s (%.0f rows/s), %s read, peak RSS %.1f MB\n",
-            m->dry_run ? "(dry run) " : "", (unsigned long long)rows, (unsigned long long)rej, secs,
+            m->wal_dir ? "(WAL only) " : m->dry_run ? "(dry run) " : "", (unsigned long long)rows, (unsigned long long)rej, secs,
             secs > 0 ? (double)rows / secs : 0, rb, (double)peak / 1e6);
     double p50i = 0, p99i = 0, p50 = 0, p99 = 0;
     if (m->lat) {
@@ -1274,7 +1330,7 @@ int cmd_import(int argc, char **argv)
         json_t *j = json_pack("{s:I, s:I, s:f, s:f, s:I, s:I, s:s, s:b}", "rows", (json_int_t)rows, "rejected",
                               (json_int_t)rej, "seconds", secs, "rows_per_s", secs > 0 ? (double)rows / secs : 0.0,
                               "bytes", (json_int_t)atomic_load(&m->bytes_pos), "peak_rss", (json_int_t)peak, "mode",
-                              m->dry_run ? "dry-run" : m->url ? "http" : "embedded", "complete", ok);
+                              m->wal_dir ? "wal-only" : m->dry_run ? "dry-run" : m->url ? "http" : "embedded", "complete", ok);
         if (j && m->lat)
             json_object_set_new(j, "search_latency_ms",
                                 json_pack("{s:f, s:f, s:I, s:f, s:f, s:I}", "idle_p50", p50i * 1e3, "idle_p99",
