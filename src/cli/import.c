@@ -66,7 +66,7 @@ typedef struct imp {
     ing_opts o;
     size_t batch;
     int parallel, create, strict, resume, dry_run, progress;
-    double log_every, probe_rate, probe_idle;
+    double log_every, probe_rate, probe_idle, sync_every;
     /* target */
     ny_db *db;
     ny_collection *coll;
@@ -642,7 +642,7 @@ static void complete(imp *m, slot *s, long rej)
         c->next = m->freel;
         m->freel = c;
     }
-    if (durable && !m->dry_run && ny_now() - m->last_state >= 1.0) {
+    if (durable && !m->dry_run && ny_now() - m->last_state >= m->sync_every) {
         m->last_state = ny_now();
         ipos p = m->durable_pos;
         uint64_t rows = m->durable_rows, rj = m->durable_rej;
@@ -669,7 +669,7 @@ static void *writer_main(void *arg)
         if (!m->qhead) m->qtail = NULL;
         if (m->data_dir || m->wal) {
             double now = ny_now();
-            s->wait = s->last || now - m->last_wait >= 1.0;
+            s->wait = s->last || now - m->last_wait >= m->sync_every;
             if (s->wait) m->last_wait = now;
         } else {
             s->wait = 1;
@@ -1024,6 +1024,7 @@ static void usage(FILE *f)
             "  --parallel N        concurrent HTTP requests (default 4)\n"
             "  --strict            stop at the first bad row (default: report it and skip it)\n"
             "  --resume            continue an interrupted import of the same files\n"
+            "  --sync-every SECONDS  embedded: make a batch durable and save the progress this often (default 1)\n"
             "  --state FILE        where progress is kept (default DATA_DIR/.import-NAME-HASH.json,\n"
             "                      or ./.import-NAME-HASH.json with --url)\n"
             "  --max-line BYTES    longest accepted text line (default 64 MB)\n"
@@ -1082,7 +1083,7 @@ static int parse_args(imp *m, int argc, char **argv)
             m->parallel = (int)z;
         } else if (OPT("--max-line")) {
             if (r < 0 || arg_size("import", "--max-line", v, 1024, (size_t)1 << 34, &m->o.max_line)) goto bad;
-        } else if (OPT("--log-every") || OPT("--probe-search") || OPT("--probe-idle")) {
+        } else if (OPT("--log-every") || OPT("--probe-search") || OPT("--probe-idle") || OPT("--sync-every")) {
             if (r < 0) goto missing;
             char *e;
             double d = strtod(v, &e);
@@ -1092,6 +1093,7 @@ static int parse_args(imp *m, int argc, char **argv)
             }
             if (!strncmp(a, "--log-every", 11)) m->log_every = d;
             else if (!strncmp(a, "--probe-search", 14)) m->probe_rate = d;
+            else if (!strncmp(a, "--sync-every", 12)) m->sync_every = d;
             else m->probe_idle = d;
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "import: unknown option '%s'\n", a);
@@ -1150,6 +1152,7 @@ int cmd_import(int argc, char **argv)
     m->parallel = 4;
     m->progress = -1;
     m->log_every = 10;
+    m->sync_every = 1;
     m->o.id_field = "id";
     m->o.vector_field = "vector";
     int ret = parse_args(m, argc, argv);

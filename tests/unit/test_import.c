@@ -538,7 +538,7 @@ TEST(resume_after_sigkill)
     tpath(in, sizeof in, "big.jsonl");
     tpath(db, sizeof db, "db_resume");
     tpath(state, sizeof state, "resume.state");
-    size_t n = t_n(15000, 4000);
+    size_t n = t_n(8000, 3000);
     gen_jsonl(in, n, 8, 11);
     size_t killed_at = 0;
     for (int attempt = 0; attempt < 3 && !killed_at; attempt++) {
@@ -547,15 +547,15 @@ TEST(resume_after_sigkill)
             int dn = open("/dev/null", 1);
             dup2(dn, 2);
             char *argv[] = {"import", "--collection", "r", "--data-dir", db, "--create", "--batch", "64", "--state",
-                            state, in, NULL};
-            _exit(cmd_import(11, argv));
+                            state, "--sync-every", "0.02", in, NULL};
+            _exit(cmd_import(13, argv));
         }
         /* wait until some progress is durable, then kill */
         for (int i = 0; i < 2000; i++) {
             usleep(5000);
             struct stat st;
             if (stat(state, &st) == 0) {
-                usleep(100000 + 50000 * attempt);
+                usleep(30000 + 30000 * attempt);
                 break;
             }
         }
@@ -660,7 +660,7 @@ TEST(memory_bounded_by_batch_not_file)
     tpath(in, sizeof in, "mem.jsonl");
     tpath(f1, sizeof f1, "mem1.fvecs");
     tpath(f4, sizeof f4, "mem4.fvecs");
-    size_t rows = t_n(40000, 10000), d = 128;
+    size_t rows = t_n(20000, 5000), d = 128;
     gen_jsonl(in, rows, d, 1);
     write_fvecs_rows(f1, rows, d);
     write_fvecs_rows(f4, rows * 4, d);
