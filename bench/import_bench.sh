@@ -27,7 +27,7 @@ BIN=$PWD/build/nearly
 mkdir -p "$DIR"; cd "$DIR"
 PY=/usr/bin/python3
 
-if [ ! -f data/base.fvecs ] || [ "$(($(stat -c %s data/base.fvecs) / (4 * (DIM + 1))))" != "$N" ]; then
+if [ ! -f data/base.fvecs ] || [ "$(($(stat -L -c %s data/base.fvecs) / (4 * (DIM + 1))))" != "$N" ]; then
   rm -rf data
   "$BIN" gen --out data --n "$N" --dim "$DIM" --nq 10 --metric l2 >/dev/null
   rm -f data.jsonl
@@ -51,7 +51,7 @@ row() { # label json
   $PY - "$1" "$2" <<'EOF'
 import json, sys
 j = json.load(open(sys.argv[2]))
-print("%-34s %9d rows %8.1f s %10.0f rows/s  peak RSS %7.1f MB" % (sys.argv[1], j["rows"], j["seconds"], j["rows_per_s"], j["peak_rss"] / 1e6))
+print("%-40s %8d rows %7.1f s %8.0f rows/s %6.1f CPU s  peak RSS %7.1f MB" % (sys.argv[1], j["rows"], j["seconds"], j["rows_per_s"], j["cpu_seconds"], j["peak_rss"] / 1e6))
 EOF
 }
 Q="--no-progress --log-every 1000"
@@ -67,7 +67,7 @@ done
 # under ulimit -v.
 for f in fvecs jsonl; do
   in=data.$f; [ $f = fvecs ] && in=data/base.fvecs
-  sz=$(($(stat -c %s "$in") * 2 / 1000000))
+  sz=$(($(stat -L -c %s "$in") * 2 / 1000000))
   rm -rf wal
   (ulimit -v $((LIMIT_MB * 1024)); MALLOC_ARENA_MAX=2 "$BIN" import --wal-only wal --collection x $Q --summary-json big_$f.json "$in" "$in" 2>/dev/null)
   row "$f ${sz} MB, ulimit -v ${LIMIT_MB} MB, wal-only" big_$f.json; rm -rf wal

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1315,9 +1316,13 @@ int cmd_import(int argc, char **argv)
     char rb[32];
     human_bytes(rb, sizeof rb, (double)atomic_load(&m->bytes_pos));
     size_t peak = ny_peak_rss();
-    fprintf(stderr, "import: %s%llu rows imported, %llu rejected, %.2f s (%.0f rows/s), %s read, peak RSS %.1f MB\n",
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
+                 ru.ru_stime.tv_usec * 1e-6;
+    fprintf(stderr, "import: %s%llu rows imported, %llu rejected, %.2f s (%.0f rows/s, %.2f CPU s), %s read, peak RSS %.1f MB\n",
             m->wal_dir ? "(WAL only) " : m->dry_run ? "(dry run) " : "", (unsigned long long)rows, (unsigned long long)rej, secs,
-            secs > 0 ? (double)rows / secs : 0, rb, (double)peak / 1e6);
+            secs > 0 ? (double)rows / secs : 0, cpu, rb, (double)peak / 1e6);
     double p50i = 0, p99i = 0, p50 = 0, p99 = 0;
     if (m->lat) {
         size_t nb = m->nlat - m->nidle;
@@ -1330,8 +1335,8 @@ int cmd_import(int argc, char **argv)
                 p50i * 1e3, p99i * 1e3, m->nidle, p50 * 1e3, p99 * 1e3, nb);
     }
     if (m->summary_json) {
-        json_t *j = json_pack("{s:I, s:I, s:f, s:f, s:I, s:I, s:s, s:b}", "rows", (json_int_t)rows, "rejected",
-                              (json_int_t)rej, "seconds", secs, "rows_per_s", secs > 0 ? (double)rows / secs : 0.0,
+        json_t *j = json_pack("{s:I, s:I, s:f, s:f, s:f, s:I, s:I, s:s, s:b}", "rows", (json_int_t)rows, "rejected",
+                              (json_int_t)rej, "seconds", secs, "cpu_seconds", cpu, "rows_per_s", secs > 0 ? (double)rows / secs : 0.0,
                               "bytes", (json_int_t)atomic_load(&m->bytes_pos), "peak_rss", (json_int_t)peak, "mode",
                               m->wal_dir ? "wal-only" : m->dry_run ? "dry-run" : m->url ? "http" : "embedded", "complete", ok);
         if (j && m->lat)
