@@ -924,3 +924,75 @@ TEST(float_parser_matches_strtof)
         CHECKF(!e || e != notnum[i] + strlen(notnum[i]), "%s accepted", notnum[i]);
     }
 }
+
+/* ---- HTTP against the real server (BUILD/nearly serve), when built */
+
+TEST(http_roundtrip_with_nearly_serve)
+{
+    g_dir = t_tmpdir();
+    char exe[1024], srvbin[1100];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    REQUIRE(k > 0);
+    exe[k] = 0;
+    char *slash = strrchr(exe, '/'); /* BUILD/tests/test_import -> BUILD/nearly */
+    REQUIRE(slash);
+    *slash = 0;
+    slash = strrchr(exe, '/');
+    REQUIRE(slash);
+    *slash = 0;
+    snprintf(srvbin, sizeof srvbin, "%s/nearly", exe);
+    if (access(srvbin, X_OK) != 0) {
+        printf("    (skipped: %s not built)\n", srvbin);
+        return;
+    }
+    char data[512], log[512], in[512], db[512], out_http[512], out_emb[512];
+    tpath(data, sizeof data, "srvdata");
+    tpath(log, sizeof log, "srv.log");
+    tpath(in, sizeof in, "srv.jsonl");
+    tpath(db, sizeof db, "db_emb");
+    tpath(out_http, sizeof out_http, "out_http.jsonl");
+    tpath(out_emb, sizeof out_emb, "out_emb.jsonl");
+    size_t n = t_n(2000, 500);
+    gen_jsonl(in, n, 16, 21);
+    pid_t p = fork();
+    if (p == 0) {
+        int dn = open("/dev/null", O_WRONLY);
+        dup2(dn, 1);
+        dup2(dn, 2);
+        execl(srvbin, srvbin, "serve", "--data-dir", data, "--port", "0", "--log-file", log, (char *)NULL);
+        _exit(127);
+    }
+    int port = 0;
+    for (int i = 0; i < 500 && !port; i++) {
+        usleep(20000);
+        FILE *f = fopen(log, "r");
+        char line[1024];
+        while (f && fgets(line, sizeof line, f)) {
+            char *q = strstr(line, "\"msg\":\"listening\"");
+            char *pp = q ? strstr(q, "\"port\":") : NULL;
+            if (pp) port = atoi(pp + 7);
+        }
+        if (f) fclose(f);
+    }
+    if (port > 0) {
+        char url[64];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+        const char *a[] = {"import", "--collection", "s", "--url", url, "--create", "--distance", "l2", "--batch", "128", in, NULL};
+        CHECK_RC(run(cmd_import, a), 0);
+        CHECKF(strstr(g_err, "rows imported, 0 rejected"), "%s", g_err);
+        const char *e[] = {"export", "--collection", "s", "--url", url, "--out", out_http, "--batch", "300", NULL};
+        CHECK_RC(run(cmd_export, e), 0);
+        const char *a2[] = {"import", "--collection", "s", "--data-dir", db, "--create", "--distance", "l2", in, NULL};
+        CHECK_RC(run(cmd_import, a2), 0);
+        const char *e2[] = {"export", "--collection", "s", "--data-dir", db, "--out", out_emb, NULL};
+        CHECK_RC(run(cmd_export, e2), 0);
+        CHECK(files_equal(out_http, out_emb));
+        size_t rows = 0;
+        CHECK(jsonl_same(out_http, out_emb, &rows) && rows == n);
+    } else {
+        CHECKF(0, "server did not start (log %s)", log);
+    }
+    kill(p, SIGTERM);
+    int ws;
+    waitpid(p, &ws, 0);
+}
