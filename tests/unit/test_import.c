@@ -996,3 +996,56 @@ TEST(http_roundtrip_with_nearly_serve)
     int ws;
     waitpid(p, &ws, 0);
 }
+
+/* ---- robustness: mutated inputs are rejected cleanly (ASan run catches
+ * any out-of-bounds access) */
+
+TEST(mutated_inputs_never_crash)
+{
+    g_dir = t_tmpdir();
+    char src[512], mut[512];
+    const char *exts[] = {"jsonl", "csv", "npy", "fvecs"};
+    unsigned long long s = 1234;
+    size_t rounds = t_n(60, 20), ok = 0;
+    for (int e = 0; e < 4; e++) {
+        snprintf(src, sizeof src, "%s/src.%s", g_dir, exts[e]);
+        if (e == 0) gen_jsonl(src, 40, 5, 3);
+        else if (e == 1)
+            write_text(src, "id,vector,name\n1,\"[1,2,3]\",\"a \"\"b\"\"\"\n2,1 2 3,x\n3,\"1,2,3\",\"multi\nline\"\n");
+        else if (e == 2) {
+            float v[60];
+            for (int i = 0; i < 60; i++) v[i] = (float)i;
+            write_npy(src, "<f4", 12, 5, v, 4, 0);
+        } else {
+            write_fvecs_rows(src, 30, 6);
+        }
+        FILE *f = fopen(src, "rb");
+        char buf[65536];
+        size_t len = fread(buf, 1, sizeof buf, f);
+        fclose(f);
+        for (size_t r = 0; r < rounds; r++) {
+            char m[65536];
+            memcpy(m, buf, len);
+            size_t ml = len;
+            int kind = (int)(t_rand(&s) % 4);
+            size_t pos = (size_t)(t_rand(&s) % len);
+            if (kind == 0) ml = pos; /* truncate */
+            else if (kind == 1) m[pos] = (char)t_rand(&s);
+            else if (kind == 2) {
+                const char tok[] = "\"[]{},:\\\n\x80\xff";
+                for (int j = 0; j < 4; j++) m[(pos + (size_t)j * 7) % len] = tok[t_rand(&s) % (sizeof tok - 1)];
+            } else {
+                for (size_t j = pos; j < len && j < pos + 16; j++) m[j] = (char)t_rand(&s);
+            }
+            snprintf(mut, sizeof mut, "%s/mut.%s", g_dir, exts[e]);
+            f = fopen(mut, "wb");
+            fwrite(m, 1, ml, f);
+            fclose(f);
+            const char *a[] = {"import", "--dry-run", "--collection", "x", mut, NULL};
+            int rc = run(cmd_import, a);
+            if (rc == 0 || rc == 1) ok++;
+            else printf("    %s round %zu: exit %d\n%s\n", exts[e], r, rc, g_err);
+        }
+    }
+    CHECK(ok == rounds * 4);
+}
