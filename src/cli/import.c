@@ -89,7 +89,9 @@ typedef struct imp {
     uint64_t commit_rows, commit_rej, durable_rows, durable_rej;
     double last_wait, last_state;
     /* counters (this run) */
-    _Atomic uint64_t rows_acked, rejected, bytes_pos;
+    _Atomic uint64_t rows_acked, rejected, bytes_pos, bytes_acked;
+    uint64_t bytes_start;
+    uint64_t fstart[MAX_FILES + 1]; /* byte position of each file in the whole input */
     uint64_t base_rows, base_rej; /* from a resumed state */
     uint64_t total_bytes;
     double t0;
@@ -639,6 +641,7 @@ static void complete(imp *m, slot *s, long rej)
             durable = 1;
         }
         m->committed++;
+        atomic_store(&m->bytes_acked, m->fstart[NY_MIN(c->end.file, (uint32_t)m->nfiles)] + c->end.off);
         c->done = 0;
         c->next = m->freel;
         m->freel = c;
@@ -702,14 +705,15 @@ static void human_bytes(char *out, size_t n, double b)
 static void progress_line(imp *m, int final_line)
 {
     double el = ny_now() - m->t0;
-    uint64_t rows = atomic_load(&m->rows_acked), rej = atomic_load(&m->rejected), bytes = atomic_load(&m->bytes_pos);
+    uint64_t rows = atomic_load(&m->rows_acked), rej = atomic_load(&m->rejected), bytes = atomic_load(&m->bytes_acked);
+    if (!m->total_bytes) bytes = atomic_load(&m->bytes_pos); /* a pipe: what was read */
     double rate = el > 0 ? (double)rows / el : 0;
     char rb[32], tb[32];
     human_bytes(rb, sizeof rb, (double)bytes);
     human_bytes(tb, sizeof tb, (double)m->total_bytes);
     char eta[32] = "";
-    if (m->total_bytes && bytes > 0 && el > 1) {
-        double left = el * (double)(m->total_bytes - NY_MIN(bytes, m->total_bytes)) / (double)bytes;
+    if (m->total_bytes && bytes > m->bytes_start && el > 1) {
+        double left = el * (double)(m->total_bytes - NY_MIN(bytes, m->total_bytes)) / (double)(bytes - m->bytes_start);
         snprintf(eta, sizeof eta, "  ETA %d:%02d", (int)(left / 60), (int)fmod(left, 60));
     }
     pthread_mutex_lock(&g_out_mu);
@@ -728,7 +732,7 @@ static void progress_line(imp *m, int final_line)
         if (rej) fprintf(stderr, "  %llu rejected", (unsigned long long)rej);
         fflush(stderr);
     } else if (!m->tty) {
-        fprintf(stderr, "import: %llu rows, %llu rejected, %s of %s read, %.0f rows/s, %.0f s%s\n",
+        fprintf(stderr, "import: %llu rows, %llu rejected, %s of %s done, %.0f rows/s, %.0f s%s\n",
                 (unsigned long long)rows, (unsigned long long)rej, rb, m->total_bytes ? tb : "?", rate, el, eta);
     }
     pthread_mutex_unlock(&g_out_mu);
@@ -1194,8 +1198,12 @@ int cmd_import(int argc, char **argv)
     }
     for (int i = 0; i < m->nfiles; i++) {
         struct stat st;
+        m->fstart[i] = m->total_bytes;
         if (strcmp(m->files[i], "-") && stat(m->files[i], &st) == 0) m->total_bytes += (uint64_t)st.st_size;
     }
+    m->fstart[m->nfiles] = m->total_bytes;
+    m->bytes_start = m->fstart[NY_MIN(start.file, (uint32_t)m->nfiles)] + start.off;
+    atomic_store(&m->bytes_acked, m->bytes_start);
 
     /* Pool, writers. */
     int nw = m->data_dir || m->dry_run ? 1 : m->parallel;
