@@ -1237,6 +1237,54 @@ static void prepare_query(const ny_hnsw *h, scratch *s, const float *query)
     if (h->metric == NY_COSINE) ny_normalize(s->q, h->dim);
 }
 
+/* Allowed ids at or below which a bitmap-only filter is answered by a scan
+ * of the allowed ids: 1/20 of the live vectors.  Measured on glove-100
+ * (100k, M=16): the filtered graph search costs ~6x an unfiltered one at
+ * 10% allowed and ~40x at 1%, while scanning 5k allowed ids costs about
+ * as much as the 10% graph search and returns exact results. */
+static int selective_bitmap(const ny_hnsw *h, const ny_filter *f)
+{
+    size_t live = atomic_load(&h->n_live);
+    size_t limit = live / 20;
+    size_t nbits = f->nbits, mx = atomic_load(&h->max_id);
+    if (nbits > mx) nbits = mx;
+    size_t words = nbits / 64, cnt = 0;
+    for (size_t w = 0; w < words; w++) {
+        cnt += (size_t)__builtin_popcountll(f->bitmap[w]);
+        if (cnt > limit) return 0;
+    }
+    if (nbits % 64) cnt += (size_t)__builtin_popcountll(f->bitmap[words] & ((1ull << (nbits % 64)) - 1));
+    return cnt <= limit;
+}
+
+/* Exact top-k over the ids set in a bitmap filter. */
+static int scan_bitmap(const ny_hnsw *h, scratch *s, const float *q, size_t k, const ny_filter *f, uint32_t *ids,
+                       float *dists, int *nout)
+{
+    int rc = GROW(s, res, k + 1);
+    if (rc) return rc;
+    size_t nbits = f->nbits, mx = atomic_load(&h->max_id), n = 0;
+    if (nbits > mx) nbits = mx;
+    for (size_t w = 0; w * 64 < nbits; w++) {
+        uint64_t bits = f->bitmap[w];
+        while (bits) {
+            size_t ext = w * 64 + (size_t)__builtin_ctzll(bits);
+            bits &= bits - 1;
+            if (ext >= nbits) break;
+            uint32_t v = e2i_get(h, (uint32_t)ext);
+            if (!v || !is_live(h, v - 1)) continue;
+            float d = h->df(q, vec_of(h, v - 1), h->dimp);
+            if (n < k || d < s->res[n - 1].d) pool_insert(s->res, &n, k, d, v - 1);
+        }
+    }
+    for (size_t j = 0; j < n; j++) {
+        ids[j] = h->i2e[s->res[j].id];
+        if (dists) dists[j] = s->res[j].d;
+    }
+    *nout = (int)n;
+    return NY_OK;
+}
+
 int ny_hnsw_search(const ny_hnsw *h, const float *query, size_t k, size_t ef, const ny_filter *filter, uint32_t *ids,
                    float *dists)
 {
@@ -1259,7 +1307,13 @@ int ny_hnsw_search(const ny_hnsw *h, const float *query, size_t k, size_t ef, co
     int slot = rd_enter(h);
     int nout = 0;
     uint64_t e = atomic_load(&h->entry);
-    if (EP_NODE(e) != NONE32) {
+    if (EP_NODE(e) != NONE32 && filter && filter->bitmap && !filter->allow && selective_bitmap(h, filter)) {
+        /* A very selective bitmap: a graph search would walk most of the
+         * graph to find ef allowed nodes; scanning the allowed ids is
+         * cheaper and exact. */
+        prepare_query(h, s, query);
+        rc = scan_bitmap(h, s, s->q, k, filter, ids, dists, &nout);
+    } else if (EP_NODE(e) != NONE32) {
         ny_dist_fn df = h->df;
         prepare_query(h, s, query);
         const float *q = s->q;
