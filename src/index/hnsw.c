@@ -561,6 +561,7 @@ ALWAYS_INLINE int search_filtered_impl(const ny_hnsw *h, scratch *s, const float
     while (hn) {
         if (nres >= ef && s->heap[0].d > res[nres - 1].d) break;
         cand c = heap_pop(s->heap, &hn);
+        if (hn) prefetch_links(h, s->heap[0].id, 0);
         uint32_t nb = collect(h, s, c.id, 0);
         if (hn + nb > s->heap_cap && (rc = GROW(s, heap, hn + nb))) return rc;
         const uint32_t *b = s->batch;
