@@ -356,7 +356,9 @@ int ny_persist_maybe_checkpoint(ny_collection *c)
      * of re-indexing), and at most 256 MiB of log.  Each checkpoint costs
      * about one write of the index, amortised over that many inserts. */
     uint64_t vecs = atomic_load(&c->vecs_since_ckpt);
+    pthread_rwlock_rdlock(&c->rw);
     uint64_t vbudget = c->count / 16;
+    pthread_rwlock_unlock(&c->rw);
     if (vbudget < 20000) vbudget = 20000;
     int due = vecs > vbudget || bytes > (256u << 20) || (bytes > (1u << 20) && ny_now() - c->ckpt_time > 600.0);
     int rc = due && !atomic_load(&c->closed) ? do_checkpoint(c) : NY_OK;

@@ -15,7 +15,9 @@
 #include <unistd.h>
 
 #include "nearly.h"
+#include "collection/coll.h"
 #include "storage/fileio.h"
+#include "storage/wal.h"
 #include "t.h"
 
 #define DIM 16
@@ -789,4 +791,25 @@ TEST(disk_full_tmpfs)
     ny_collection_release(c);
     ny_db_close(db);
     CHECK(umount2(mnt, MNT_DETACH) == 0);
+}
+
+/* wait=0: the write is logged at once and synced by the background flusher
+ * within a short delay (50 ms tick). */
+TEST(nowait_writes_get_synced)
+{
+    ny_db *db = open_db(t_tmpdir());
+    REQUIRE(db);
+    CHECK_RC(ny_db_create_collection(db, "w", cfg_l2), NY_OK);
+    ny_collection *c = get(db, "w");
+    REQUIRE(c);
+    CHECK_RC(upsert_range(c, 0, 50, 1, 0), NY_OK);
+    CHECK(count(c, NULL) == 50);
+    int synced = 0;
+    for (int i = 0; i < 100 && !synced; i++) {
+        usleep(10000);
+        synced = !ny_wal_dirty(c->wal);
+    }
+    CHECK(synced);
+    ny_collection_release(c);
+    ny_db_close(db);
 }
