@@ -288,6 +288,13 @@ int reply_update(req *r, int wait)
     return 0;
 }
 
+int req_timed_out(req *r)
+{
+    if (r->deadline <= 0 || ny_now() <= r->deadline) return 0;
+    fail(r, 408, "Timeout error: the operation took longer than timeout=%s seconds", req_arg(r, "timeout"));
+    return 1;
+}
+
 const char *req_arg(req *r, const char *name)
 {
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
@@ -742,6 +749,16 @@ static void finish(conn_req *cr)
             return;
         }
         r->body = up->path; /* borrowed: the handler reads the file */
+    }
+    const char *to = req_arg(r, "timeout");
+    if (to) {
+        char *e;
+        double t = strtod(to, &e);
+        if (e == to || *e || !(t > 0) || t > 1e9) {
+            fail(r, 400, "Format error in query string: timeout: expected a positive number of seconds, got '%.40s'", to);
+            return;
+        }
+        r->deadline = r->t0 + t;
     }
     vecpool_set_current(&cr->pool);
     cr->rt->fn(r);
