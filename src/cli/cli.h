@@ -12,4 +12,9 @@ int cmd_bench(int argc, char **argv);
 /* nearly bench-scan: exact-scan throughput vs memory bandwidth (scan.c). */
 int cmd_bench_scan(int argc, char **argv);
 
+/* nearly import: stream files into a collection (import.c). */
+int cmd_import(int argc, char **argv);
+/* nearly export: write a collection out as .jsonl or .npy + payloads (export.c). */
+int cmd_export(int argc, char **argv);
+
 #endif

@@ -25,6 +25,8 @@ static const struct {
     {"gen", cmd_gen, "write a synthetic data set (fvecs) with exact ground truth"},
     {"bench", cmd_bench, "benchmark HNSW: build time, recall, QPS, latency, memory"},
     {"bench-scan", cmd_bench_scan, "benchmark the exact scan against memory bandwidth"},
+    {"import", cmd_import, "stream .fvecs/.npy/.jsonl/.csv files into a collection"},
+    {"export", cmd_export, "write a collection out as .jsonl or .npy + payloads"},
 };
 
 static void usage(FILE *f)
