@@ -1,8 +1,10 @@
 /* test_import.c -- `nearly import` / `nearly export`: exact round trips for
  * every format, bad-row reporting with line numbers, --strict, resume after
- * SIGKILL (no loss, no duplicates), bounded memory on a large file, and the
- * HTTP client against a small fake server (retry on 503, per-row fallback
- * on 400). */
+ * SIGKILL (no loss, no duplicates), bounded memory (peak RSS independent of
+ * the file size), the HTTP client against a small fake server (retry on
+ * 503, per-row fallback on 400) and against `nearly serve` (import + export
+ * over REST equal the embedded ones), mutated inputs, and the float parser
+ * against strtof. */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <jansson.h>
