@@ -68,6 +68,7 @@ struct ny_collection {
     uint64_t ckpt_lsn;
     uint64_t ckpt_bytes;       /* size of the last checkpoint's files */
     double ckpt_time;
+    _Atomic uint64_t vecs_since_ckpt; /* vectors indexed since the checkpoint */
 
     /* Point map (vid = vector id in the index). */
     ny_point_id *ids;          /* [vcap] */

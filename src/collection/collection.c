@@ -381,6 +381,7 @@ static int apply_points(ny_collection *c, size_t n, const ny_point_id *ids, cons
         vids_retire(c, vids, m);
         goto out;
     }
+    atomic_fetch_add(&c->vecs_since_ckpt, m);
     pthread_rwlock_wrlock(&c->rw);
     for (size_t j = 0; j < m && rc == NY_OK; j++) {
         size_t i = src[j];
@@ -622,6 +623,8 @@ int ny_coll_replay(void *ctx, uint64_t lsn, uint32_t type, const void *body, siz
 
 /* ===== Write path ====================================================== */
 
+static int compile_filter(ny_collection *c, const char *filter_json, ny_fexpr **out);
+
 static int check_open(ny_collection *c)
 {
     if (!c) return ny_error(NY_EINVAL, "collection is NULL");
@@ -799,7 +802,7 @@ static int resolve_selector(ny_collection *c, const ny_selector *sel, ny_point_i
         return NY_OK;
     }
     ny_fexpr *f;
-    int rc = ny_filter_compile(sel->filter_json, &f);
+    int rc = compile_filter(c, sel->filter_json, &f);
     if (rc != NY_OK) return rc;
     size_t cap = 64, m = 0;
     ny_point_id *ids = malloc(cap * sizeof *ids);
@@ -951,6 +954,24 @@ int ny_collection_clear_payload(ny_collection *c, const ny_selector *sel, int wa
 }
 
 /* ===== Read path ======================================================= */
+
+/* Compiles filter_json (NULL allowed) with the collection's payload schema
+ * (full-text keys use token semantics); a filter without conditions
+ * becomes NULL so that callers skip evaluating it. */
+static int compile_filter(ny_collection *c, const char *filter_json, ny_fexpr **out)
+{
+    *out = NULL;
+    if (!filter_json) return NY_OK;
+    pthread_mutex_lock(&c->cfg_mu);
+    json_t *schema = json_object_get(c->cfg.root, "payload_schema");
+    int rc = ny_filter_compile_schema(filter_json, json_object_size(schema) ? schema : NULL, out);
+    pthread_mutex_unlock(&c->cfg_mu);
+    if (rc == NY_OK && ny_filter_is_match_all(*out)) {
+        ny_filter_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
 
 void ny_free(void *p) { free(p); }
 
@@ -1111,7 +1132,7 @@ int ny_collection_scroll(ny_collection *c, const ny_point_id *offset, size_t lim
     if (rc != NY_OK) return rc;
     if (offset && (rc = check_id(offset, 0)) != NY_OK) return rc;
     ny_fexpr *f = NULL;
-    if (filter_json && (rc = ny_filter_compile(filter_json, &f)) != NY_OK) return rc;
+    if ((rc = compile_filter(c, filter_json, &f)) != NY_OK) return rc;
     read_ctx rx;
     if ((rc = read_ctx_init(&rx, opts)) != NY_OK) {
         ny_filter_free(f);
@@ -1170,7 +1191,7 @@ int ny_collection_count(ny_collection *c, const char *filter_json, size_t *out)
     if (rc != NY_OK) return rc;
     if (!out) return ny_error(NY_EINVAL, "out is NULL");
     ny_fexpr *f = NULL;
-    if (filter_json && (rc = ny_filter_compile(filter_json, &f)) != NY_OK) return rc;
+    if ((rc = compile_filter(c, filter_json, &f)) != NY_OK) return rc;
     pthread_rwlock_rdlock(&c->rw);
     size_t n = 0;
     if (!f) n = c->count;
@@ -1202,6 +1223,9 @@ static int allow_cb(uint32_t vid, void *ctx)
  * 20000 points, otherwise from a deterministic sample of 2000 slots. */
 static size_t estimate_matches(ny_collection *c, ny_fexpr *f)
 {
+    const ny_point_id *hid;
+    size_t nh;
+    if (ny_filter_ids(f, &hid, &nh)) return nh; /* at most these points */
     if (c->nvid <= 20000) {
         size_t n = 0;
         for (uint32_t v = 0; v < c->nvid; v++)
@@ -1238,7 +1262,7 @@ int ny_collection_search(ny_collection *c, const ny_search_params *p, ny_records
     if (p->has_score_threshold && !isfinite(p->score_threshold))
         return ny_error(NY_EINVAL, "search: score_threshold must be finite");
     ny_fexpr *f = NULL;
-    if (p->filter_json && (rc = ny_filter_compile(p->filter_json, &f)) != NY_OK) return rc;
+    if ((rc = compile_filter(c, p->filter_json, &f)) != NY_OK) return rc;
     read_ctx rx;
     if ((rc = read_ctx_init(&rx, &p->read)) != NY_OK) {
         ny_filter_free(f);
@@ -1259,8 +1283,11 @@ int ny_collection_search(ny_collection *c, const ny_search_params *p, ny_records
     pthread_rwlock_rdlock(&c->rw);
     sfilter sf = {c, f};
     ny_filter flt = {.allow = allow_cb, .ctx = &sf};
-    int exact = p->exact || c->cfg.m == 0;
-    size_t fst_vectors = c->cfg.full_scan_kb * 1024 / (c->dim * sizeof(float));
+    pthread_mutex_lock(&c->cfg_mu);
+    size_t cfg_m = c->cfg.m, fst_kb = c->cfg.full_scan_kb;
+    pthread_mutex_unlock(&c->cfg_mu);
+    int exact = p->exact || cfg_m == 0;
+    size_t fst_vectors = fst_kb * 1024 / (c->dim * sizeof(float));
     size_t est = c->count;
     if (f) {
         est = estimate_matches(c, f);

@@ -9,7 +9,8 @@
  * Directories whose name starts with '.' under collections/ are work in
  * progress (creation, restore, drop) and are removed at open.  A
  * background thread syncs logs with unsynced writes every 50 ms (the
- * wait=0 durability delay) and takes checkpoints when a log has grown.
+ * wait=0 durability delay); another checks every second whether a log has
+ * grown enough for a checkpoint, so a long checkpoint never delays syncs.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -32,6 +33,11 @@ typedef struct entry {
     char *errmsg;
 } entry;
 
+typedef struct maint_arg {
+    struct ny_db *db;
+    int checkpoints; /* 0: flush logs every 50 ms; 1: checkpoints every second */
+} maint_arg;
+
 struct ny_db {
     char *dir;
     char *cdir;
@@ -40,12 +46,15 @@ struct ny_db {
     entry *ents;
     size_t nents, capents;
     json_t *aliases;
-    pthread_t th;
+    pthread_t th, th_ckpt;
     pthread_mutex_t th_mu;
     pthread_cond_t th_cv;
     int stop;
-    int th_started;
+    int th_started, th_ckpt_started;
+    maint_arg ma[2];
 };
+
+
 
 static entry *find(ny_db *db, const char *name)
 {
@@ -103,18 +112,18 @@ static int save_aliases(ny_db *db)
 
 static void *maint_main(void *arg)
 {
-    ny_db *db = arg;
-    int tick = 0;
+    maint_arg *ma = arg;
+    ny_db *db = ma->db;
+    int ckpt = ma->checkpoints;
     pthread_mutex_lock(&db->th_mu);
     while (!db->stop) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 50 * 1000000L;
+        ts.tv_nsec += (ckpt ? 1000 : 50) * 1000000L;
         if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
         pthread_cond_timedwait(&db->th_cv, &db->th_mu, &ts);
         if (db->stop) break;
         pthread_mutex_unlock(&db->th_mu);
-        tick++;
         /* Take references so that collections can be dropped meanwhile. */
         pthread_mutex_lock(&db->mu);
         size_t n = 0;
@@ -127,9 +136,8 @@ static void *maint_main(void *arg)
         pthread_mutex_unlock(&db->mu);
         for (size_t i = 0; i < n; i++) {
             ny_collection *c = cs[i];
-            if (!atomic_load(&c->closed) && ny_wal_dirty(c->wal)) ny_wal_flush(c->wal);
-            if (tick % 20 == 0 && ny_persist_maybe_checkpoint(c) != NY_OK)
-                fprintf(stderr, "nearly: %s\n", ny_errmsg());
+            if (!ckpt && !atomic_load(&c->closed) && ny_wal_dirty(c->wal)) ny_wal_flush(c->wal);
+            if (ckpt && ny_persist_maybe_checkpoint(c) != NY_OK) fprintf(stderr, "nearly: %s\n", ny_errmsg());
             ny_collection_release(c);
         }
         free(cs);
@@ -219,11 +227,18 @@ int ny_db_open(const char *dir, ny_db **out)
     }
     closedir(d);
     if (rc != NY_OK) goto fail;
-    if (pthread_create(&db->th, NULL, maint_main, db) != 0) {
+    db->ma[0] = (maint_arg){db, 0};
+    db->ma[1] = (maint_arg){db, 1};
+    if (pthread_create(&db->th, NULL, maint_main, &db->ma[0]) != 0) {
         rc = ny_error(NY_ENOMEM, "cannot start the maintenance thread");
         goto fail;
     }
     db->th_started = 1;
+    if (pthread_create(&db->th_ckpt, NULL, maint_main, &db->ma[1]) != 0) {
+        rc = ny_error(NY_ENOMEM, "cannot start the checkpoint thread");
+        goto fail;
+    }
+    db->th_ckpt_started = 1;
     *out = db;
     return NY_OK;
 fail:
@@ -234,13 +249,12 @@ fail:
 void ny_db_close(ny_db *db)
 {
     if (!db) return;
-    if (db->th_started) {
-        pthread_mutex_lock(&db->th_mu);
-        db->stop = 1;
-        pthread_cond_signal(&db->th_cv);
-        pthread_mutex_unlock(&db->th_mu);
-        pthread_join(db->th, NULL);
-    }
+    pthread_mutex_lock(&db->th_mu);
+    db->stop = 1;
+    pthread_cond_broadcast(&db->th_cv);
+    pthread_mutex_unlock(&db->th_mu);
+    if (db->th_started) pthread_join(db->th, NULL);
+    if (db->th_ckpt_started) pthread_join(db->th_ckpt, NULL);
     for (size_t i = 0; i < db->nents; i++) {
         if (db->ents[i].c) {
             ny_coll_shutdown(db->ents[i].c, 1);

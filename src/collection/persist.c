@@ -320,6 +320,7 @@ static int do_checkpoint(ny_collection *c)
         c->ckpt_bytes = (stat(ip, &s1) == 0 ? (uint64_t)s1.st_size : 0) + (stat(pp, &s2) == 0 ? (uint64_t)s2.st_size : 0);
         c->ckpt_lsn = L;
         c->ckpt_time = ny_now();
+        atomic_store(&c->vecs_since_ckpt, 0);
     } else {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", ny_errmsg());
@@ -349,13 +350,17 @@ int ny_persist_maybe_checkpoint(ny_collection *c)
     if (atomic_load(&c->closed)) return NY_OK;
     pthread_mutex_lock(&c->ckpt_mu);
     uint64_t bytes = ny_wal_bytes(c->wal);
-    /* Log budget: a quarter of the last checkpoint's size, within
-     * [32 MiB, 256 MiB]: recovery replays at most that much, and the
-     * checkpoint cost is amortised over as many bytes of new writes. */
-    uint64_t budget = c->ckpt_bytes / 4;
-    if (budget < (32u << 20)) budget = 32u << 20;
-    if (budget > (256u << 20)) budget = 256u << 20;
-    int due = bytes > budget || (bytes > (1u << 20) && ny_now() - c->ckpt_time > 600.0);
+    /* Recovery replays the log tail, re-indexing every vector in it, and
+     * index inserts are the slow part; so the budget counts vectors: at
+     * most max(20000, points/16) since the last checkpoint (a few seconds
+     * of re-indexing), and at most 256 MiB of log.  Each checkpoint costs
+     * about one write of the index, amortised over that many inserts. */
+    uint64_t vecs = atomic_load(&c->vecs_since_ckpt);
+    pthread_rwlock_rdlock(&c->rw);
+    uint64_t vbudget = c->count / 16;
+    pthread_rwlock_unlock(&c->rw);
+    if (vbudget < 20000) vbudget = 20000;
+    int due = vecs > vbudget || bytes > (256u << 20) || (bytes > (1u << 20) && ny_now() - c->ckpt_time > 600.0);
     int rc = due && !atomic_load(&c->closed) ? do_checkpoint(c) : NY_OK;
     pthread_mutex_unlock(&c->ckpt_mu);
     return rc;

@@ -17,6 +17,9 @@
  * concurrently with inserts, deletes or vacuum (searches are fine). */
 int ny_hnsw_validate(const ny_hnsw *h);
 
+/* Number of live nodes reachable on level 0 from the entry point. */
+size_t ny_hnsw_reachable(const ny_hnsw *h);
+
 /* Number of internal nodes allocated (live + tombstones + free slots). */
 size_t ny_hnsw_node_count(const ny_hnsw *h);
 

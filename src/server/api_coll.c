@@ -365,7 +365,8 @@ int h_snapshot_create(req *r)
     gmtime_r(&now.tv_sec, &tm);
     char stamp[64], name[400], path[PATH_MAX + 512], tmp[PATH_MAX + 600];
     strftime(stamp, sizeof stamp, "%Y-%m-%d-%H-%M-%S", &tm);
-    snprintf(name, sizeof name, "%s-%llu-%s.snapshot", ny_collection_name(c),
+    /* at most 200 bytes of the collection name: file names end at 255 */
+    snprintf(name, sizeof name, "%.200s-%llu-%s.snapshot", ny_collection_name(c),
              (unsigned long long)now.tv_sec * 1000000ull + (unsigned long long)now.tv_nsec / 1000, stamp);
     snprintf(path, sizeof path, "%s/%s", dir, name);
     snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
@@ -443,8 +444,16 @@ int h_snapshot_list(req *r)
 
 static int snapshot_path(req *r, char *path, size_t n)
 {
-    char dir[PATH_MAX];
-    if (coll_snapdir(r, r->args[0], dir, sizeof dir, 0)) return -1;
+    char dir[PATH_MAX], name[256];
+    /* an alias names its collection's snapshots; a dropped collection's
+     * snapshots stay reachable under its name */
+    snprintf(name, sizeof name, "%s", r->args[0]);
+    ny_collection *c = NULL;
+    if (ny_db_get_collection(srv_db(r->s), r->args[0], &c) == NY_OK) {
+        snprintf(name, sizeof name, "%s", ny_collection_name(c));
+        ny_collection_release(c);
+    }
+    if (coll_snapdir(r, name, dir, sizeof dir, 0)) return -1;
     if (!valid_snapshot_name(r->args[1])) {
         fail(r, 404, "Not found: Snapshot `%.100s` not found (names end in .snapshot and use [A-Za-z0-9_.-])",
              r->args[1]);

@@ -17,6 +17,7 @@
  * (checkpoints every collection), flush and fsync the log.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
@@ -287,6 +288,13 @@ int reply_update(req *r, int wait)
     return 0;
 }
 
+int req_timed_out(req *r)
+{
+    if (r->deadline <= 0 || ny_now() <= r->deadline) return 0;
+    fail(r, 408, "Timeout error: the operation took longer than timeout=%s seconds", req_arg(r, "timeout"));
+    return 1;
+}
+
 const char *req_arg(req *r, const char *name)
 {
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
@@ -327,6 +335,10 @@ int check_fields(req *r, const json_t *obj, const char *ctx, const char *const *
     const char *key;
     json_t *val;
     json_object_foreach((json_t *)obj, key, val) {
+        if (!strcmp(key, "shard_key") && !json_is_null(val)) {
+            fail(r, 400, "Wrong input: shard keys are not supported: collections have a single shard");
+            return -1;
+        }
         int ok = 0;
         for (const char *const *a = allowed; *a; a++)
             if (!strcmp(*a, key)) {
@@ -390,8 +402,9 @@ static size_t current_rss(void)
     return k == 2 ? (size_t)res * (size_t)sysconf(_SC_PAGESIZE) : 0;
 }
 
-/* Collections and their point counts, for /metrics and /telemetry. */
-static void collection_stats(srv *s, size_t *ncoll, size_t *npoints)
+/* Collections and their point counts, for /metrics and /telemetry; with
+ * per != NULL, one `collection_points{collection="..."} N` line each. */
+static void collection_stats(srv *s, size_t *ncoll, size_t *npoints, sb *per)
 {
     *ncoll = *npoints = 0;
     char *list = NULL;
@@ -408,6 +421,11 @@ static void collection_stats(srv *s, size_t *ncoll, size_t *npoints)
         if (ny_db_get_collection(s->db, json_string_value(json_array_get(names, i)), &c) != NY_OK) continue;
         size_t n = 0;
         if (ny_collection_count(c, NULL, &n) == NY_OK) *npoints += n;
+        if (per) {
+            sb_puts(per, "collection_points{collection=");
+            sb_json_str(per, ny_collection_name(c)); /* names are [A-Za-z0-9_.-]: no escaping needed */
+            sb_printf(per, "} %zu\n", n);
+        }
         ny_collection_release(c);
     }
     json_decref(names);
@@ -416,7 +434,7 @@ static void collection_stats(srv *s, size_t *ncoll, size_t *npoints)
 static int h_telemetry(req *r)
 {
     size_t nc, np;
-    collection_stats(r->s, &nc, &np);
+    collection_stats(r->s, &nc, &np, NULL);
     sb *o = &r->out;
     r->status = 200;
     sb_printf(o,
@@ -432,7 +450,9 @@ static int h_metrics(req *r)
 {
     srv *s = r->s;
     size_t nc, np;
-    collection_stats(s, &nc, &np);
+    sb per;
+    sb_init(&per);
+    collection_stats(s, &nc, &np, &per);
     sb b;
     sb_init(&b);
     sb_printf(&b, "# HELP app_info information about the server\n# TYPE app_info gauge\n"
@@ -444,6 +464,9 @@ static int h_metrics(req *r)
     sb_printf(&b, "# HELP points_total number of points in all collections\n# TYPE points_total gauge\n"
                   "points_total %zu\n",
               np);
+    sb_puts(&b, "# HELP collection_points number of points per collection\n# TYPE collection_points gauge\n");
+    if (per.p) sb_puts(&b, per.p);
+    sb_free(&per);
     sb_printf(&b, "# HELP memory_resident_bytes resident set size\n# TYPE memory_resident_bytes gauge\n"
                   "memory_resident_bytes %zu\n"
                   "# HELP memory_peak_resident_bytes peak resident set size\n"
@@ -727,6 +750,16 @@ static void finish(conn_req *cr)
         }
         r->body = up->path; /* borrowed: the handler reads the file */
     }
+    const char *to = req_arg(r, "timeout");
+    if (to) {
+        char *e;
+        double t = strtod(to, &e);
+        if (e == to || *e || !(t > 0) || t > 1e9) {
+            fail(r, 400, "Format error in query string: timeout: expected a positive number of seconds, got '%.40s'", to);
+            return;
+        }
+        r->deadline = r->t0 + t;
+    }
     vecpool_set_current(&cr->pool);
     cr->rt->fn(r);
     vecpool_set_current(NULL);
@@ -995,6 +1028,19 @@ int ny_server_run(const ny_server_config *cfg)
         logf_(s, "error", "cannot open data directory %s: %s", cfg->data_dir, ny_errmsg());
         goto out;
     }
+    {
+        /* uploads interrupted by a crash leave temporary files behind (the
+         * data directory lock is held: no other server uses them) */
+        char up[4400];
+        snprintf(up, sizeof up, "%s/.uploads", s->snapdir);
+        DIR *d = opendir(up);
+        if (d) {
+            struct dirent *e;
+            while ((e = readdir(d)))
+                if (!strncmp(e->d_name, "upload-", 7)) unlinkat(dirfd(d), e->d_name, 0);
+            closedir(d);
+        }
+    }
     struct sockaddr_storage ss;
     socklen_t sl;
     if (resolve(cfg->host, cfg->port, &ss, &sl)) {
@@ -1011,7 +1057,6 @@ int ny_server_run(const ny_server_config *cfg)
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->conn_timeout,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_conns,
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
-                            MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
                             MHD_OPTION_END);
     if (!s->d) {
         logf_(s, "error", "cannot listen on %s:%d: %s", cfg->host, cfg->port, strerror(errno));

@@ -202,6 +202,7 @@ test('GET /metrics in Prometheus text format; /telemetry', async () => {
   assert.match(r.text, /^rest_responses_total\{method="POST",endpoint="search_points",status="200"\} \d+$/m);
   assert.match(r.text, /^rest_responses_duration_seconds_bucket\{method="POST",endpoint="search_points",le="\+Inf"\} \d+$/m);
   assert.match(r.text, /^points_total \d+$/m);
+  assert.match(r.text, /^collection_points\{collection="wire"\} \d+$/m);
   assert.match(r.text, /^memory_resident_bytes [1-9]\d*$/m);
   assert.match(r.text, /^collections_total [1-9]\d*$/m);
   const t = envelope(await http('GET', '/telemetry'));
@@ -216,4 +217,12 @@ test('access log is structured JSON', async () => {
   const e = reqs.find((x) => x.endpoint === 'search_points');
   for (const k of ['ts', 'level', 'method', 'path', 'status', 'ms', 'remote']) assert.ok(k in e, k);
   assert.ok(reqs.some((x) => x.status >= 400 && typeof x.error === 'string'));
+});
+
+test('?timeout: a search past its deadline is 408, a bad value 400', async () => {
+  const qv = pts[1].vector;
+  const ok = await http('POST', '/collections/wire/points/query/batch?timeout=30', { searches: [{ query: qv, limit: 1 }] });
+  assert.equal(ok.status, 200, ok.text);
+  errorEnvelope(await http('POST', '/collections/wire/points/query/batch?timeout=0.000001', { searches: [{ query: qv, limit: 1 }] }), 408, /Timeout/);
+  errorEnvelope(await http('POST', '/collections/wire/points/search?timeout=soon', { vector: qv, limit: 1 }), 400, /timeout/);
 });

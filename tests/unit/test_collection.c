@@ -8,12 +8,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "nearly.h"
+#include "collection/coll.h"
 #include "storage/fileio.h"
+#include "storage/wal.h"
 #include "t.h"
 
 #define DIM 16
@@ -239,6 +243,15 @@ TEST(points_search_scroll_count)
         ny_records_free(&r);
     }
     CHECKF(hits >= total * 9 / 10, "hnsw recall %d/%d", hits, total);
+    /* has_id filter: only those points, ranked. */
+    float q0[DIM];
+    gen_vec(7, 1, q0);
+    ny_search_params ph = {.vector = q0, .limit = 5, .filter_json = "{\"must\": [{\"has_id\": [5, 7, 9]}]}"};
+    ny_records rh;
+    REQUIRE(ny_collection_search(c, &ph, &rh) == NY_OK);
+    CHECK(rh.n == 3 && rh.items[0].id.num == 7);
+    for (size_t k = 0; k < rh.n; k++) CHECK(rh.items[k].id.num == 5 || rh.items[k].id.num == 7 || rh.items[k].id.num == 9);
+    ny_records_free(&rh);
     /* Scroll through everything in id order, pages of 97. */
     ny_point_id off;
     int has = 0;
@@ -732,5 +745,71 @@ TEST(aliases)
     CHECK(js && !strcmp(js, "[]"));
     ny_free(js);
     CHECK_RC(ny_db_alias_delete(db, "al2"), NY_ENOTFOUND);
+    ny_db_close(db);
+}
+
+/* A real full disk: a 3 MiB tmpfs (needs root to mount; elsewhere the
+ * injected-fault test above covers the same paths). */
+TEST(disk_full_tmpfs)
+{
+    char mnt[600];
+    snprintf(mnt, sizeof mnt, "%s/tiny", t_tmpdir());
+    REQUIRE(mkdir(mnt, 0755) == 0);
+    if (mount("tmpfs", mnt, "tmpfs", 0, "size=3m") != 0) {
+        printf("    (tmpfs not mountable here: %s; the injected-fault test covers ENOSPC)\n", strerror(errno));
+        CHECK(rmdir(mnt) == 0);
+        return;
+    }
+    ny_db *db = open_db(mnt);
+    REQUIRE(db);
+    CHECK_RC(ny_db_create_collection(db, "t", cfg_l2), NY_OK);
+    ny_collection *c = get(db, "t");
+    REQUIRE(c);
+    uint64_t acked = 0;
+    int rc = NY_OK;
+    for (int b = 0; b < 1000 && rc == NY_OK; b++) {
+        rc = upsert_range(c, acked, acked + 200, 1, 1);
+        if (rc == NY_OK) acked += 200;
+    }
+    CHECK_RC(rc, NY_EFULL);
+    CHECK(acked > 0);
+    CHECK(count(c, NULL) == acked);
+    verify_state(c, acked + 200, 0, acked);
+    /* Reads and deletes (small records) still work on a full disk or fail
+     * cleanly; the data stays intact either way. */
+    CHECK(ny_collection_checkpoint(c) == NY_EFULL);
+    verify_state(c, acked, 0, acked);
+    ny_collection_release(c);
+    ny_db_close(db); /* its final checkpoint fails too: the log has everything */
+    CHECK(mount("tmpfs", mnt, "tmpfs", MS_REMOUNT, "size=32m") == 0);
+    db = open_db(mnt);
+    REQUIRE(db);
+    c = get(db, "t");
+    REQUIRE(c);
+    verify_state(c, acked, 0, acked);
+    CHECK_RC(upsert_range(c, acked, acked + 10, 1, 1), NY_OK);
+    ny_collection_release(c);
+    ny_db_close(db);
+    CHECK(umount2(mnt, MNT_DETACH) == 0);
+}
+
+/* wait=0: the write is logged at once and synced by the background flusher
+ * within a short delay (50 ms tick). */
+TEST(nowait_writes_get_synced)
+{
+    ny_db *db = open_db(t_tmpdir());
+    REQUIRE(db);
+    CHECK_RC(ny_db_create_collection(db, "w", cfg_l2), NY_OK);
+    ny_collection *c = get(db, "w");
+    REQUIRE(c);
+    CHECK_RC(upsert_range(c, 0, 50, 1, 0), NY_OK);
+    CHECK(count(c, NULL) == 50);
+    int synced = 0;
+    for (int i = 0; i < 100 && !synced; i++) {
+        usleep(10000);
+        synced = !ny_wal_dirty(c->wal);
+    }
+    CHECK(synced);
+    ny_collection_release(c);
     ny_db_close(db);
 }
