@@ -21,13 +21,19 @@ static const struct {
     const char *help;
 } commands[] = {
     {"version", cmd_version, "print the version and the SIMD level in use"},
+    {"serve", cmd_serve, "serve the collections over HTTP with Qdrant's REST API"},
+    {"gen", cmd_gen, "write a synthetic data set (fvecs) with exact ground truth"},
+    {"bench", cmd_bench, "benchmark HNSW: build time, recall, QPS, latency, memory"},
+    {"bench-scan", cmd_bench_scan, "benchmark the exact scan against memory bandwidth"},
+    {"import", cmd_import, "stream .fvecs/.npy/.jsonl/.csv files into a collection"},
+    {"export", cmd_export, "write a collection out as .jsonl or .npy + payloads"},
 };
 
 static void usage(FILE *f)
 {
     fprintf(f, "nearly %s -- vector database\n\nusage: nearly <command> [options]\n\ncommands:\n", NEARLY_VERSION);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "\n`nearly <command> --help` describes a command's options.\n");
 }
 

@@ -136,6 +136,8 @@ struct ny_hnsw {
     uint32_t stride0, strideu;
     size_t nmax;
     ny_dist_fn df;
+    float alpha; /* neighbour-selection relaxation (see select_heuristic) */
+    const struct search_ops *ops;
 
     vreg r_vec, r_link0, r_level, r_flags, r_uoff, r_upper, r_i2e, r_e2i;
     float *vecs;
@@ -400,18 +402,38 @@ static inline uint32_t collect(const ny_hnsw *h, scratch *s, uint32_t c, int l)
     uint32_t maxl = l ? (uint32_t)h->m : (uint32_t)h->m0;
     uint32_t cnt = ld_acq(ll);
     if (cnt > maxl) cnt = maxl;
-    uint32_t nb = 0;
+    uint32_t *b = s->batch;
+    const uint16_t *vis = s->vis;
+    size_t vcap = s->vis_cap;
     for (uint32_t j = 0; j < cnt; j++) {
         uint32_t x = ld_acq(ll + 1 + j);
-        if (!vis_test_set(s, x)) s->batch[nb++] = x;
+        b[j] = x;
+        if (x < vcap) _mm_prefetch((const char *)(vis + x), _MM_HINT_T0);
+    }
+    uint32_t nb = 0;
+    for (uint32_t j = 0; j < cnt; j++) {
+        uint32_t x = b[j];
+        if (!vis_test_set(s, x)) b[nb++] = x;
     }
     return nb;
 }
 
-#define PF_AHEAD 3
+static inline void prefetch_links(const ny_hnsw *h, uint32_t i, int l)
+{
+    const char *p = (const char *)links_of(h, i, l);
+    _mm_prefetch(p, _MM_HINT_T0);
+    _mm_prefetch(p + 64, _MM_HINT_T0);
+    if (l == 0) _mm_prefetch(p + 128, _MM_HINT_T0);
+}
+
+/* Rows prefetched ahead of the one being scored (2..5 measured alike on
+ * glove-100; 1 and 8 were slower). */
+#define PF_AHEAD 3u
 
 /* Greedy walk on level l from (*ep, *epd) towards q. */
-static void greedy(const ny_hnsw *h, const float *q, ny_dist_fn df, uint32_t *ep, float *epd, int l)
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+ALWAYS_INLINE void greedy_impl(const ny_hnsw *h, const float *q, ny_dist_fn df, uint32_t *ep, float *epd, int l)
 {
     uint32_t cur = *ep;
     float curd = *epd;
@@ -437,7 +459,7 @@ static void greedy(const ny_hnsw *h, const float *q, ny_dist_fn df, uint32_t *ep
 
 /* Beam search on level l from ep with a sorted pool bounded by ef.  The
  * result is s->pool[0..n) (ids may carry EXP_BIT). */
-static size_t search_layer(const ny_hnsw *h, scratch *s, const float *q, ny_dist_fn df, uint32_t ep, float epd,
+ALWAYS_INLINE size_t search_layer_impl(const ny_hnsw *h, scratch *s, const float *q, ny_dist_fn df, uint32_t ep, float epd,
                            size_t ef, int l)
 {
     cand *pool = s->pool;
@@ -450,6 +472,12 @@ static size_t search_layer(const ny_hnsw *h, scratch *s, const float *q, ny_dist
     while (cur < n) {
         uint32_t c = pool[cur].id;
         pool[cur].id |= EXP_BIT;
+        /* The next node to expand is likely the next unexpanded one now. */
+        for (size_t nx = cur + 1; nx < n; nx++)
+            if (!(pool[nx].id & EXP_BIT)) {
+                prefetch_links(h, pool[nx].id, l);
+                break;
+            }
         uint32_t nb = collect(h, s, c, l);
         const uint32_t *b = s->batch;
         for (uint32_t j = 0; j < nb && j < PF_AHEAD; j++) prefetch_row(h, b[j]);
@@ -515,7 +543,7 @@ static inline cand heap_pop(cand *hp, size_t *n)
  * candidates in a min-heap, results in s->res (sorted, at most ef).  The
  * search continues until ef allowed results are held and no candidate is
  * closer than the worst of them. */
-static int search_filtered(const ny_hnsw *h, scratch *s, const float *q, ny_dist_fn df, uint32_t ep, float epd,
+ALWAYS_INLINE int search_filtered_impl(const ny_hnsw *h, scratch *s, const float *q, ny_dist_fn df, uint32_t ep, float epd,
                            size_t ef, const ny_filter *f, size_t *nres_out)
 {
     int rc;
@@ -525,11 +553,16 @@ static int search_filtered(const ny_hnsw *h, scratch *s, const float *q, ny_dist
     vis_new(s);
     vis_test_set(s, ep);
     heap_push(s->heap, &hn, epd, ep);
-    if (allowed(h, ep, f)) pool_insert(res, &nres, ef, epd, ep);
+    if (allowed(h, ep, f)) {
+        res[0].d = epd;
+        res[0].id = ep;
+        nres = 1;
+    }
     const size_t dimp = h->dimp;
     while (hn) {
         if (nres >= ef && s->heap[0].d > res[nres - 1].d) break;
         cand c = heap_pop(s->heap, &hn);
+        if (hn) prefetch_links(h, s->heap[0].id, 0);
         uint32_t nb = collect(h, s, c.id, 0);
         if (hn + nb > s->heap_cap && (rc = GROW(s, heap, hn + nb))) return rc;
         const uint32_t *b = s->batch;
@@ -545,6 +578,124 @@ static int search_filtered(const ny_hnsw *h, scratch *s, const float *q, ny_dist
     }
     *nres_out = nres;
     return NY_OK;
+}
+
+/* ---- Per-ISA, per-metric search loops ---------------------------------
+ * The three loops above are instantiated with the distance kernel inlined
+ * (rows are padded to 16 floats, so the kernels need no tail), and the
+ * index picks one set at creation: no indirect call per distance. */
+
+#define T_AVX512 __attribute__((target("avx512f")))
+#define T_AVX2 __attribute__((target("avx2,fma")))
+
+T_AVX512 static inline float k_dot512(const float *a, const float *b, size_t n)
+{
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_load_ps(b + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_load_ps(b + i + 16), s1);
+    }
+    if (i < n) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_load_ps(b + i), s0);
+    return -_mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+T_AVX512 static inline float k_l2_512(const float *a, const float *b, size_t n)
+{
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_load_ps(b + i));
+        __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16), _mm512_load_ps(b + i + 16));
+        s0 = _mm512_fmadd_ps(d0, d0, s0);
+        s1 = _mm512_fmadd_ps(d1, d1, s1);
+    }
+    if (i < n) {
+        __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_load_ps(b + i));
+        s0 = _mm512_fmadd_ps(d0, d0, s0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+T_AVX2 static inline float hsum8(__m256 v)
+{
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    return _mm_cvtss_f32(lo);
+}
+
+T_AVX2 static inline float k_dot256(const float *a, const float *b, size_t n)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    for (size_t i = 0; i < n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_load_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_load_ps(b + i + 8), s1);
+    }
+    return -hsum8(_mm256_add_ps(s0, s1));
+}
+
+T_AVX2 static inline float k_l2_256(const float *a, const float *b, size_t n)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    for (size_t i = 0; i < n; i += 16) {
+        __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_load_ps(b + i));
+        __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8), _mm256_load_ps(b + i + 8));
+        s0 = _mm256_fmadd_ps(d0, d0, s0);
+        s1 = _mm256_fmadd_ps(d1, d1, s1);
+    }
+    return hsum8(_mm256_add_ps(s0, s1));
+}
+
+typedef void (*greedy_fn)(const ny_hnsw *, const float *, uint32_t *, float *, int);
+typedef size_t (*layer_fn)(const ny_hnsw *, scratch *, const float *, uint32_t, float, size_t, int);
+typedef int (*filtered_fn)(const ny_hnsw *, scratch *, const float *, uint32_t, float, size_t, const ny_filter *,
+                           size_t *);
+
+typedef float (*dist_fn)(const float *, const float *, size_t);
+
+typedef struct search_ops {
+    dist_fn dist;
+    greedy_fn greedy;
+    layer_fn layer;
+    filtered_fn filtered;
+} search_ops;
+
+#define GEN_OPS(NAME, TARGET, KERNEL)                                                                          \
+    TARGET static float dist_##NAME(const float *a, const float *b, size_t n) { return KERNEL(a, b, n); }     \
+    TARGET static void greedy_##NAME(const ny_hnsw *h, const float *q, uint32_t *ep, float *epd, int l)         \
+    {                                                                                                           \
+        greedy_impl(h, q, KERNEL, ep, epd, l);                                                                  \
+    }                                                                                                           \
+    TARGET static size_t layer_##NAME(const ny_hnsw *h, scratch *s, const float *q, uint32_t ep, float epd,     \
+                                      size_t ef, int l)                                                         \
+    {                                                                                                           \
+        return search_layer_impl(h, s, q, KERNEL, ep, epd, ef, l);                                              \
+    }                                                                                                           \
+    TARGET static int filtered_##NAME(const ny_hnsw *h, scratch *s, const float *q, uint32_t ep, float epd,     \
+                                      size_t ef, const ny_filter *f, size_t *nres)                              \
+    {                                                                                                           \
+        return search_filtered_impl(h, s, q, KERNEL, ep, epd, ef, f, nres);                                     \
+    }                                                                                                           \
+    static const search_ops ops_##NAME = {dist_##NAME, greedy_##NAME, layer_##NAME, filtered_##NAME};
+
+GEN_OPS(ip512, T_AVX512, k_dot512)
+GEN_OPS(l2_512, T_AVX512, k_l2_512)
+GEN_OPS(ip256, T_AVX2, k_dot256)
+GEN_OPS(l2_256, T_AVX2, k_l2_256)
+static inline float k_l2_scalar(const float *a, const float *b, size_t n) { return ny_l2sq_scalar(a, b, n); }
+static inline float k_ip_scalar(const float *a, const float *b, size_t n) { return -ny_dot_scalar(a, b, n); }
+GEN_OPS(l2_scalar, , k_l2_scalar)
+GEN_OPS(ip_scalar, , k_ip_scalar)
+
+static const search_ops *pick_ops(ny_metric m)
+{
+    switch (ny_simd_active()) {
+    case NY_SIMD_AVX512: return m == NY_L2 ? &ops_l2_512 : &ops_ip512;
+    case NY_SIMD_AVX2: return m == NY_L2 ? &ops_l2_256 : &ops_ip256;
+    default: return m == NY_L2 ? &ops_l2_scalar : &ops_ip_scalar;
+    }
 }
 
 /* ===== Neighbour selection ============================================= */
@@ -564,8 +715,13 @@ static void sort_cands(cand *a, size_t n)
 
 /* The HNSW paper's heuristic (hnswlib getNeighborsByHeuristic2): walk the
  * candidates nearest first and keep one unless an already kept neighbour
- * is closer to it than the base is.  Deleted nodes are skipped.  c must be
- * sorted; the kept ones are written to out (at most m). */
+ * is closer to it than the base is -- relaxed by alpha (DiskANN's robust
+ * prune): a candidate is dropped only if alpha * d(kept, cand) < d(base,
+ * cand).  alpha = 1.15 for L2 and cosine (1 for dot, which has no positive
+ * distance to scale): on glove-100 it raised recall@10 at equal ef
+ * (ef=64: 0.906 -> 0.914, ef=128: 0.954 -> 0.957) at the same QPS per ef.
+ * Deleted nodes are skipped.  c must be sorted; the kept ones are written
+ * to out (at most m). */
 static size_t select_heuristic(const ny_hnsw *h, const cand *c, size_t n, size_t m, cand *out)
 {
     size_t k = 0;
@@ -577,7 +733,14 @@ again:
         const float *v = vec_of(h, id);
         int good = 1;
         for (size_t j = 0; j < k; j++) {
-            if (h->df(v, vec_of(h, out[j].id), h->dimp) < c[i].d) {
+            float dd = h->df(v, vec_of(h, out[j].id), h->dimp), dc = c[i].d;
+            if (h->metric == NY_COSINE) {
+                /* -dot of unit vectors -> squared L2 (= 2 + 2 * -dot), so
+                 * that alpha scales a true, positive distance. */
+                dd = 2 + 2 * dd;
+                dc = 2 + 2 * dc;
+            }
+            if (h->alpha * dd < dc) {
                 good = 0;
                 break;
             }
@@ -722,7 +885,9 @@ int ny_hnsw_new(const ny_hnsw_params *p, ny_hnsw **out)
     h->mult = 1.0 / log((double)p->m);
     h->stride0 = (uint32_t)(1 + h->m0);
     h->strideu = (uint32_t)(1 + h->m);
-    h->df = ny_dist_get(p->metric);
+    h->ops = pick_ops(p->metric);
+    h->df = h->ops->dist;
+    h->alpha = p->metric == NY_DOT ? 1.0f : 1.15f;
     size_t per_node = h->row_bytes + h->stride0 * 4u + 10;
     size_t nmax = RESERVE_BUDGET / per_node;
     if (p->capacity > nmax / 2) nmax = p->capacity * 2;
@@ -894,10 +1059,10 @@ static int insert_node(ny_hnsw *h, scratch *s, uint32_t i)
     uint32_t ep = EP_NODE(e);
     int maxl = EP_LEVEL(e);
     float epd = df(v, vec_of(h, ep), h->dimp);
-    for (int l = maxl; l > lv; l--) greedy(h, v, df, &ep, &epd, l);
+    for (int l = maxl; l > lv; l--) h->ops->greedy(h, v, &ep, &epd, l);
     cand out[h->m];
     for (int l = NY_MIN(lv, maxl); l >= 0; l--) {
-        size_t n = search_layer(h, s, v, df, ep, epd, h->efc, l);
+        size_t n = h->ops->layer(h, s, v, ep, epd, h->efc, l);
         cand *pool = s->pool;
         size_t k = 0;
         /* pool is sorted; drop the EXP mark and the node itself. */
@@ -1052,10 +1217,9 @@ int ny_hnsw_delete(ny_hnsw *h, uint32_t id)
     pthread_rwlock_unlock(&h->rw);
     if (rc == NY_OK) {
         size_t del = atomic_load(&h->n_deleted), live = atomic_load(&h->n_live);
-        if (del >= 64 && del * 4 >= live) {
-            int vrc = ny_hnsw_vacuum(h);
-            if (vrc) return vrc;
-        }
+        /* Reclaiming is an optimisation: the delete itself is done even if
+         * vacuum runs out of memory (tombstones then stay a while longer). */
+        if (del >= 64 && del * 4 >= live) (void)ny_hnsw_vacuum(h);
     }
     return rc;
 }
@@ -1088,6 +1252,54 @@ static void prepare_query(const ny_hnsw *h, scratch *s, const float *query)
     if (h->metric == NY_COSINE) ny_normalize(s->q, h->dim);
 }
 
+/* Allowed ids at or below which a bitmap-only filter is answered by a scan
+ * of the allowed ids: 1/20 of the live vectors.  Measured on glove-100
+ * (100k, M=16): the filtered graph search costs ~6x an unfiltered one at
+ * 10% allowed and ~40x at 1%, while scanning 5k allowed ids costs about
+ * as much as the 10% graph search and returns exact results. */
+static int selective_bitmap(const ny_hnsw *h, const ny_filter *f)
+{
+    size_t live = atomic_load(&h->n_live);
+    size_t limit = live / 20;
+    size_t nbits = f->nbits, mx = atomic_load(&h->max_id);
+    if (nbits > mx) nbits = mx;
+    size_t words = nbits / 64, cnt = 0;
+    for (size_t w = 0; w < words; w++) {
+        cnt += (size_t)__builtin_popcountll(f->bitmap[w]);
+        if (cnt > limit) return 0;
+    }
+    if (nbits % 64) cnt += (size_t)__builtin_popcountll(f->bitmap[words] & ((1ull << (nbits % 64)) - 1));
+    return cnt <= limit;
+}
+
+/* Exact top-k over the ids set in a bitmap filter. */
+static int scan_bitmap(const ny_hnsw *h, scratch *s, const float *q, size_t k, const ny_filter *f, uint32_t *ids,
+                       float *dists, int *nout)
+{
+    int rc = GROW(s, res, k + 1);
+    if (rc) return rc;
+    size_t nbits = f->nbits, mx = atomic_load(&h->max_id), n = 0;
+    if (nbits > mx) nbits = mx;
+    for (size_t w = 0; w * 64 < nbits; w++) {
+        uint64_t bits = f->bitmap[w];
+        while (bits) {
+            size_t ext = w * 64 + (size_t)__builtin_ctzll(bits);
+            bits &= bits - 1;
+            if (ext >= nbits) break;
+            uint32_t v = e2i_get(h, (uint32_t)ext);
+            if (!v || !is_live(h, v - 1)) continue;
+            float d = h->df(q, vec_of(h, v - 1), h->dimp);
+            if (n < k || d < s->res[n - 1].d) pool_insert(s->res, &n, k, d, v - 1);
+        }
+    }
+    for (size_t j = 0; j < n; j++) {
+        ids[j] = h->i2e[s->res[j].id];
+        if (dists) dists[j] = s->res[j].d;
+    }
+    *nout = (int)n;
+    return NY_OK;
+}
+
 int ny_hnsw_search(const ny_hnsw *h, const float *query, size_t k, size_t ef, const ny_filter *filter, uint32_t *ids,
                    float *dists)
 {
@@ -1110,15 +1322,21 @@ int ny_hnsw_search(const ny_hnsw *h, const float *query, size_t k, size_t ef, co
     int slot = rd_enter(h);
     int nout = 0;
     uint64_t e = atomic_load(&h->entry);
-    if (EP_NODE(e) != NONE32) {
+    if (EP_NODE(e) != NONE32 && filter && filter->bitmap && !filter->allow && selective_bitmap(h, filter)) {
+        /* A very selective bitmap: a graph search would walk most of the
+         * graph to find ef allowed nodes; scanning the allowed ids is
+         * cheaper and exact. */
+        prepare_query(h, s, query);
+        rc = scan_bitmap(h, s, s->q, k, filter, ids, dists, &nout);
+    } else if (EP_NODE(e) != NONE32) {
         ny_dist_fn df = h->df;
         prepare_query(h, s, query);
         const float *q = s->q;
         uint32_t ep = EP_NODE(e);
         float epd = df(q, vec_of(h, ep), h->dimp);
-        for (int l = EP_LEVEL(e); l > 0; l--) greedy(h, q, df, &ep, &epd, l);
+        for (int l = EP_LEVEL(e); l > 0; l--) h->ops->greedy(h, q, &ep, &epd, l);
         if (!filter && atomic_load(&h->n_deleted) == 0) {
-            size_t n = search_layer(h, s, q, df, ep, epd, ef, 0);
+            size_t n = h->ops->layer(h, s, q, ep, epd, ef, 0);
             for (size_t j = 0; j < n && (size_t)nout < k; j++) {
                 uint32_t x = s->pool[j].id & ~EXP_BIT;
                 if (!is_live(h, x)) continue;
@@ -1128,7 +1346,7 @@ int ny_hnsw_search(const ny_hnsw *h, const float *query, size_t k, size_t ef, co
             }
         } else {
             size_t nres = 0;
-            rc = search_filtered(h, s, q, df, ep, epd, ef, filter, &nres);
+            rc = h->ops->filtered(h, s, q, ep, epd, ef, filter, &nres);
             for (size_t j = 0; rc == NY_OK && j < nres && (size_t)nout < k; j++) {
                 ids[nout] = h->i2e[s->res[j].id];
                 if (dists) dists[nout] = s->res[j].d;

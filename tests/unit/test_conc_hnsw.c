@@ -75,6 +75,12 @@ static void *deleter(void *p)
     return NULL;
 }
 
+static int odd_only(uint32_t id, void *ctx)
+{
+    (void)ctx;
+    return id & 1;
+}
+
 static void *searcher(void *p)
 {
     targ *a = p;
@@ -87,16 +93,18 @@ static void *searcher(void *p)
         for (size_t i = 0; i < s->n0; i++) dead_before[i] = atomic_load(&s->dead[i]);
         size_t qi = (size_t)(t_rand(&seed) % s->n);
         const float *q = s->v + qi * s->dim;
-        int mode = (int)(t_rand(&seed) % 4);
+        int mode = (int)(t_rand(&seed) % 5);
         int ng;
+        ny_filter odd = {.allow = odd_only, .ctx = NULL};
         if (mode == 3) ng = ny_hnsw_search_exact(s->h, q, 10, NULL, ids, d);
+        else if (mode == 4) ng = ny_hnsw_search(s->h, q, 10, 40, &odd, ids, d);
         else ng = ny_hnsw_search(s->h, q, 10, mode == 0 ? 16 : 40, NULL, ids, d);
         if (ng < 0) {
             atomic_fetch_add(&s->errors, 1);
             continue;
         }
         for (int j = 0; j < ng; j++) {
-            if (ids[j] >= s->n) atomic_fetch_add(&s->errors, 1);
+            if (ids[j] >= s->n || (mode == 4 && !odd_only(ids[j], NULL))) atomic_fetch_add(&s->errors, 1);
             else if (ids[j] < s->n0 && dead_before[ids[j]]) atomic_fetch_add(&s->leaks, 1);
             if (j && d[j] < d[j - 1]) atomic_fetch_add(&s->errors, 1);
         }

@@ -1,3 +1,0 @@
-build-clang/obj/filter/values.o: src/filter/values.c src/filter/values.h
-
-src/filter/values.h:
