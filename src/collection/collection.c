@@ -1403,9 +1403,14 @@ int ny_collection_search(ny_collection *c, const ny_search_params *p, ny_records
      * the background): scan them exactly and merge. */
     for (size_t pi = 0; rc == NY_OK && pi < c->npend; pi++) {
         uint32_t vid = c->pend_vid[pi];
-        if (!allow_cb(vid, &sf) || ny_hnsw_contains(c->index, vid)) continue;
+        if (!allow_cb(vid, &sf)) continue;
         float d = ny_distance(c->metric, q, c->pend_vec + pi * c->dim, c->dim);
         if ((size_t)got == k && !(d < dists[got - 1])) continue;
+        /* The indexer may be inserting this vector right now: the index
+         * may or may not have returned it already. */
+        int dup = 0;
+        for (int x = 0; x < got && !dup; x++) dup = ids[x] == vid;
+        if (dup) continue;
         int j = got < (int)k ? got++ : got - 1;
         while (j > 0 && dists[j - 1] > d) {
             ids[j] = ids[j - 1];
