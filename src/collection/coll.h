@@ -81,6 +81,8 @@ struct ny_collection {
     size_t hcap;
     size_t count;
 
+    struct ny_pindex *pidx;    /* payload indexes (coll_index.c) */
+
     uint32_t *sorted;          /* scroll cache */
     size_t nsorted;
     int sorted_valid;

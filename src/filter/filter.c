@@ -25,6 +25,8 @@
 #include "filter/path.h"
 #include "filter/values.h"
 
+#include <roaring/roaring.h>
+
 #define MAX_DEPTH 100
 
 /* ===== Compiled form ===================================================== */
@@ -46,11 +48,8 @@ enum {
 enum { B_LT = 1, B_GT = 2, B_LTE = 4, B_GTE = 8 };
 
 /* Full-text index parameters of a key (see text_index_of). */
-enum { TOK_WORD, TOK_WHITESPACE, TOK_PREFIX };
-typedef struct tparams {
-    int tokenizer, lowercase;
-    size_t min_len, max_len; /* 0: no limit */
-} tparams;
+enum { TOK_WORD = NY_TOK_WORD, TOK_WHITESPACE = NY_TOK_WHITESPACE, TOK_PREFIX = NY_TOK_PREFIX };
+typedef ny_ftparams tparams;
 
 typedef struct check {
     int kind;
@@ -514,7 +513,11 @@ static int text_index_of(cctx *c, const char *key, tparams *tp)
     if (!c->schema) return 0;
     char full[1024];
     snprintf(full, sizeof full, "%s%s", c->prefix, key);
-    const json_t *v = json_object_get(c->schema, full);
+    return ny_ft_params(json_object_get(c->schema, full), tp);
+}
+
+int ny_ft_params(const json_t *v, ny_ftparams *tp)
+{
     const json_t *params = NULL;
     if (json_is_string(v)) {
         if (strcmp(json_string_value(v), "text") != 0) return 0;
@@ -1608,4 +1611,242 @@ int ny_filter_match(const ny_fexpr *f, const ny_point_id *id, const json_t *payl
     if (!f) return 1;
     if (payload && !json_is_object(payload)) payload = NULL;
     return eval_filter(f, id, payload);
+}
+
+/* ===== Index support ===================================================== */
+
+int ny_ft_tokens(const ny_ftparams *tp, const char *s, size_t len,
+                 int (*fn)(const char *tok, size_t len, void *ctx), void *ctx)
+{
+    size_t pos = 0, tl;
+    const char *t;
+    char buf[256];
+    while (next_tok(tp, s, len, &pos, &t, &tl)) {
+        if (tl > 255) tl = 255;
+        for (size_t i = 0; i < tl; i++) buf[i] = tp->lowercase ? (char)lower((unsigned char)t[i]) : t[i];
+        int r = fn(buf, tl, ctx);
+        if (r) return r;
+    }
+    return 0;
+}
+
+typedef struct plan {
+    ny_fq_fn fq;
+    ny_fids_fn fids;
+    void *ctx;
+} plan;
+
+static roaring_bitmap_t *plan_filter(const plan *p, const ny_fexpr *f);
+
+static void bm_free(roaring_bitmap_t *b)
+{
+    if (b) roaring_bitmap_free(b); /* CRoaring 0.2 does not accept NULL */
+}
+
+/* acc |= b (both may be NULL = unknown/everything); consumes b. */
+static roaring_bitmap_t *bm_or(roaring_bitmap_t *acc, roaring_bitmap_t *b, int *unknown)
+{
+    if (!b) {
+        *unknown = 1;
+        bm_free(acc);
+        return NULL;
+    }
+    if (*unknown) {
+        bm_free(b);
+        return NULL;
+    }
+    if (!acc) return b;
+    roaring_bitmap_or_inplace(acc, b);
+    bm_free(b);
+    return acc;
+}
+
+/* acc &= b where NULL means everything; consumes b. */
+static roaring_bitmap_t *bm_and(roaring_bitmap_t *acc, roaring_bitmap_t *b)
+{
+    if (!b) return acc;
+    if (!acc) return b;
+    roaring_bitmap_and_inplace(acc, b);
+    bm_free(b);
+    return acc;
+}
+
+static double dt_sec(ny_dt t) { return (double)t.sec + (double)t.nsec * 1e-9; }
+
+static roaring_bitmap_t *plan_check(const plan *p, const ny_path *path, const check *k)
+{
+    ny_fquery q;
+    memset(&q, 0, sizeof q);
+    roaring_bitmap_t *acc = NULL;
+    int unknown = 0;
+    switch (k->kind) {
+    case CK_VALUE_STR:
+        q.kind = NY_FQ_STR;
+        q.s = k->u.str.s;
+        q.len = k->u.str.len;
+        return p->fq(p->ctx, path, &q);
+    case CK_VALUE_INT:
+        q.kind = NY_FQ_INT;
+        q.i = k->u.i;
+        return p->fq(p->ctx, path, &q);
+    case CK_VALUE_BOOL:
+        q.kind = NY_FQ_BOOL;
+        q.b = k->u.b;
+        return p->fq(p->ctx, path, &q);
+    case CK_ANY_STR:
+        if (!k->u.strs.n) return roaring_bitmap_create();
+        q.kind = NY_FQ_STR;
+        for (size_t i = 0; i < k->u.strs.n && !unknown; i++) {
+            q.s = k->u.strs.v[i].s;
+            q.len = k->u.strs.v[i].len;
+            acc = bm_or(acc, p->fq(p->ctx, path, &q), &unknown);
+        }
+        return acc;
+    case CK_ANY_INT:
+        if (!k->u.ints.n) return roaring_bitmap_create();
+        q.kind = NY_FQ_INT;
+        for (size_t i = 0; i < k->u.ints.n && !unknown; i++) {
+            q.i = k->u.ints.v[i];
+            acc = bm_or(acc, p->fq(p->ctx, path, &q), &unknown);
+        }
+        return acc;
+    case CK_FT_ALL:
+    case CK_FT_PHRASE:
+    case CK_FT_ANY:
+        if (!k->u.ft.n) return roaring_bitmap_create(); /* matches nothing */
+        if (k->u.ft.tp.tokenizer == TOK_PREFIX) return NULL;
+        q.kind = NY_FQ_TOKEN;
+        q.tp = k->u.ft.tp;
+        for (size_t i = 0; i < k->u.ft.n && !unknown; i++) {
+            q.s = k->u.ft.v[i].s;
+            q.len = k->u.ft.v[i].len;
+            roaring_bitmap_t *b = p->fq(p->ctx, path, &q);
+            if (k->kind == CK_FT_ANY) {
+                acc = bm_or(acc, b, &unknown);
+            } else {
+                if (!b) { /* unknown: everything */
+                    bm_free(acc);
+                    return NULL;
+                }
+                acc = bm_and(acc, b);
+            }
+        }
+        return acc;
+    case CK_RANGE: {
+        unsigned s = k->u.range.set;
+        q.kind = NY_FQ_RANGE;
+        q.lo = -INFINITY;
+        q.hi = INFINITY;
+        if (s & B_GT) q.lo = k->u.range.gt;
+        if ((s & B_GTE) && k->u.range.gte > q.lo) q.lo = k->u.range.gte;
+        if (s & B_LT) q.hi = k->u.range.lt;
+        if ((s & B_LTE) && k->u.range.lte < q.hi) q.hi = k->u.range.lte;
+        if (q.lo > q.hi) return roaring_bitmap_create();
+        return p->fq(p->ctx, path, &q);
+    }
+    case CK_DT_RANGE: {
+        unsigned s = k->u.dt.set;
+        q.kind = NY_FQ_DTRANGE;
+        q.lo = -INFINITY;
+        q.hi = INFINITY;
+        if (s & B_GT) q.lo = dt_sec(k->u.dt.gt);
+        if ((s & B_GTE) && dt_sec(k->u.dt.gte) > q.lo) q.lo = dt_sec(k->u.dt.gte);
+        if (s & B_LT) q.hi = dt_sec(k->u.dt.lt);
+        if ((s & B_LTE) && dt_sec(k->u.dt.lte) < q.hi) q.hi = dt_sec(k->u.dt.lte);
+        if (q.lo > q.hi) return roaring_bitmap_create();
+        return p->fq(p->ctx, path, &q);
+    }
+    case CK_GEO_BOX:
+        if (k->u.box.left > k->u.box.right) return NULL; /* crosses the antimeridian */
+        q.kind = NY_FQ_GEO;
+        q.lon_lo = k->u.box.left;
+        q.lon_hi = k->u.box.right;
+        q.lat_lo = k->u.box.bottom;
+        q.lat_hi = k->u.box.top;
+        if (q.lat_lo > q.lat_hi) return roaring_bitmap_create();
+        return p->fq(p->ctx, path, &q);
+    case CK_GEO_RADIUS: {
+        /* Bounding box of the spherical cap (haversine distance < radius). */
+        double r = k->u.circle.radius;
+        if (!(r > 0)) return roaring_bitmap_create();
+        double d = r / NY_EARTH_RADIUS_M, lat = k->u.circle.lat * M_PI / 180;
+        double dlat = d * 180 / M_PI * (1 + 1e-9) + 1e-9;
+        if (fabs(lat) + d >= M_PI / 2 - 1e-6) return NULL; /* reaches a pole */
+        double dlon = asin(fmin(1.0, sin(d) / cos(lat))) * 180 / M_PI * (1 + 1e-9) + 1e-9;
+        q.kind = NY_FQ_GEO;
+        q.lon_lo = k->u.circle.lon - dlon;
+        q.lon_hi = k->u.circle.lon + dlon;
+        if (q.lon_lo < -180 || q.lon_hi > 180) return NULL;
+        q.lat_lo = k->u.circle.lat - dlat;
+        q.lat_hi = k->u.circle.lat + dlat;
+        return p->fq(p->ctx, path, &q);
+    }
+    case CK_GEO_POLY: {
+        const ny_ring *r = &k->u.poly.rings[0];
+        if (!r->n) return roaring_bitmap_create();
+        q.kind = NY_FQ_GEO;
+        q.lon_lo = q.lon_hi = r->lon[0];
+        q.lat_lo = q.lat_hi = r->lat[0];
+        for (size_t i = 1; i < r->n; i++) {
+            q.lon_lo = fmin(q.lon_lo, r->lon[i]);
+            q.lon_hi = fmax(q.lon_hi, r->lon[i]);
+            q.lat_lo = fmin(q.lat_lo, r->lat[i]);
+            q.lat_hi = fmax(q.lat_hi, r->lat[i]);
+        }
+        return p->fq(p->ctx, path, &q);
+    }
+    default: /* substring text, prefix, except: not served by an index */
+        return NULL;
+    }
+}
+
+static roaring_bitmap_t *plan_cond(const plan *p, const cond *c)
+{
+    switch (c->kind) {
+    case K_FILTER:
+        return plan_filter(p, c->u.filter);
+    case K_FIELD: {
+        const field_cond *fc = c->u.field;
+        if (fc->has_vc || fc->is_empty >= 0 || fc->is_null >= 0 || !fc->n_checks) return NULL;
+        roaring_bitmap_t *acc = NULL;
+        int unknown = 0;
+        for (size_t i = 0; i < fc->n_checks && !unknown; i++)
+            acc = bm_or(acc, plan_check(p, &fc->path, &fc->checks[i]), &unknown);
+        return acc;
+    }
+    case K_HAS_ID:
+        return p->fids ? p->fids(p->ctx, c->u.ids.v, c->u.ids.n) : NULL;
+    default:
+        return NULL;
+    }
+}
+
+static roaring_bitmap_t *plan_filter(const plan *p, const ny_fexpr *f)
+{
+    roaring_bitmap_t *acc = NULL;
+    for (size_t i = 0; i < f->must.n; i++) {
+        acc = bm_and(acc, plan_cond(p, f->must.v[i]));
+        if (acc && roaring_bitmap_is_empty(acc)) return acc;
+    }
+    if (f->has_should) {
+        roaring_bitmap_t *u = f->should.n ? NULL : roaring_bitmap_create();
+        int unknown = 0;
+        for (size_t i = 0; i < f->should.n && !unknown; i++) u = bm_or(u, plan_cond(p, f->should.v[i]), &unknown);
+        acc = bm_and(acc, u);
+    }
+    if (f->has_min && f->min_count >= 1) {
+        roaring_bitmap_t *u = f->min_should.n ? NULL : roaring_bitmap_create();
+        int unknown = 0;
+        for (size_t i = 0; i < f->min_should.n && !unknown; i++)
+            u = bm_or(u, plan_cond(p, f->min_should.v[i]), &unknown);
+        acc = bm_and(acc, u);
+    }
+    return acc;
+}
+
+roaring_bitmap_t *ny_filter_candidates(const ny_fexpr *f, ny_fq_fn fq, ny_fids_fn fids, void *ctx)
+{
+    if (!f || !fq) return NULL;
+    plan p = {fq, fids, ctx};
+    return plan_filter(&p, f);
 }

@@ -1,0 +1,200 @@
+/*
+ * coll_index.c -- payload indexes of a collection and the filter-aware
+ * search planner (see docs/filters.md, "Payload indexes and the planner").
+ *
+ * Plans for a filtered search, chosen from the candidate bitmap that the
+ * indexes give for the filter (a superset of the matches):
+ *   - no index narrows the filter: the caller's own plan (sampling estimate,
+ *     then exact scan or HNSW with the filter callback);
+ *   - params.exact, or few candidates (<= full_scan_threshold vectors):
+ *     exact distances over the candidates only, each re-checked with the
+ *     filter;
+ *   - otherwise HNSW restricted to the candidates: the walk goes through
+ *     every node (so the graph stays connected) but only candidates that
+ *     pass the filter become results; ef grows as the candidate share
+ *     shrinks.  If the walk finds fewer than k results while more exist,
+ *     the candidates are scanned exactly.
+ */
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "collection/coll.h"
+#include "collection/coll_index.h"
+#include "filter/payload_index.h"
+
+static _Atomic uint64_t st_exact, st_hnsw, st_fallback, st_unplanned;
+
+void ny_coll_plan_stats(ny_plan_stats *out)
+{
+    out->exact_plans = atomic_load(&st_exact);
+    out->hnsw_plans = atomic_load(&st_hnsw);
+    out->fallbacks = atomic_load(&st_fallback);
+    out->unplanned = atomic_load(&st_unplanned);
+}
+
+int ny_coll_index_init(ny_collection *c)
+{
+    int rc = ny_pindex_new(&c->pidx);
+    if (rc != NY_OK) return rc;
+    pthread_mutex_lock(&c->cfg_mu);
+    json_t *schema = json_object_get(c->cfg.root, "payload_schema");
+    const char *field;
+    json_t *e;
+    json_object_foreach(schema, field, e) {
+        if ((rc = ny_pindex_add_field(c->pidx, field, e)) != NY_OK) break;
+    }
+    pthread_mutex_unlock(&c->cfg_mu);
+    return rc;
+}
+
+void ny_coll_index_free(ny_collection *c)
+{
+    ny_pindex_free(c->pidx);
+    c->pidx = NULL;
+}
+
+void ny_coll_index_set(ny_collection *c, uint32_t vid, const json_t *payload)
+{
+    /* On allocation failure the index disables itself: results stay
+     * correct (the planner stops using it), searches get slower. */
+    if (c->pidx) (void)ny_pindex_update(c->pidx, vid, payload);
+}
+
+int ny_coll_index_build(ny_collection *c, const char *field, const json_t *entry)
+{
+    if (!c->pidx) return NY_OK;
+    pthread_mutex_lock(&c->wmu);
+    pthread_rwlock_wrlock(&c->rw);
+    int rc = ny_pindex_add_field(c->pidx, field, entry);
+    for (uint32_t v = 0; rc == NY_OK && v < c->nvid; v++)
+        if (c->live[v] && c->payloads[v]) rc = ny_pindex_update_field(c->pidx, field, v, c->payloads[v]);
+    pthread_rwlock_unlock(&c->rw);
+    pthread_mutex_unlock(&c->wmu);
+    return rc;
+}
+
+void ny_coll_index_drop(ny_collection *c, const char *field)
+{
+    if (!c->pidx) return;
+    pthread_mutex_lock(&c->wmu);
+    pthread_rwlock_wrlock(&c->rw);
+    ny_pindex_drop_field(c->pidx, field);
+    pthread_rwlock_unlock(&c->rw);
+    pthread_mutex_unlock(&c->wmu);
+}
+
+static roaring_bitmap_t *ids_cb(void *ctx, const ny_point_id *ids, size_t n)
+{
+    ny_collection *c = ctx;
+    roaring_bitmap_t *bm = roaring_bitmap_create();
+    if (!bm) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t v = ny_coll_lookup(c, &ids[i]);
+        if (v != NY_VID_NONE) roaring_bitmap_add(bm, v);
+    }
+    return bm;
+}
+
+typedef struct pctx {
+    ny_collection *c;
+    const ny_fexpr *f;
+    const roaring_bitmap_t *cand;
+} pctx;
+
+static int check_cb(uint32_t vid, void *ctx)
+{
+    pctx *p = ctx;
+    ny_collection *c = p->c;
+    if (vid >= c->nvid || !c->live[vid]) return 0;
+    return ny_filter_match(p->f, &c->ids[vid], c->payloads[vid]);
+}
+
+static int cand_cb(uint32_t vid, void *ctx)
+{
+    pctx *p = ctx;
+    return roaring_bitmap_contains(p->cand, vid) && check_cb(vid, ctx);
+}
+
+static roaring_bitmap_t *candidates(ny_collection *c, const ny_fexpr *f)
+{
+    if (!f || (!ny_pindex_nfields(c->pidx) && !ny_filter_ids(f, &(const ny_point_id *){0}, &(size_t){0})))
+        return NULL;
+    return ny_pindex_candidates(c->pidx, f, ids_cb, c);
+}
+
+static int exact_over(ny_collection *c, const roaring_bitmap_t *cand, pctx *p, const float *q, size_t k,
+                      uint32_t *ids, float *dists)
+{
+    uint64_t n = roaring_bitmap_get_cardinality(cand);
+    uint32_t *arr = malloc((n ? n : 1) * sizeof *arr);
+    if (!arr) return ny_error(NY_ENOMEM, "out of memory (search candidates)");
+    roaring_bitmap_to_uint32_array(cand, arr);
+    ny_filter flt = {.allow = check_cb, .ctx = p};
+    int got = ny_hnsw_search_exact_ids(c->index, q, k, arr, n, &flt, ids, dists);
+    free(arr);
+    return got;
+}
+
+int ny_coll_index_search(ny_collection *c, const ny_fexpr *f, const float *q, size_t k, size_t ef, int exact,
+                         size_t fst, uint32_t *ids, float *dists, int *planned)
+{
+    *planned = 0;
+    roaring_bitmap_t *cand = candidates(c, f);
+    if (!cand) {
+        atomic_fetch_add(&st_unplanned, 1);
+        return 0;
+    }
+    *planned = 1;
+    pctx p = {c, f, cand};
+    uint64_t n = roaring_bitmap_get_cardinality(cand);
+    int got;
+    if (n == 0) {
+        got = 0;
+    } else if (exact || n <= fst) {
+        atomic_fetch_add(&st_exact, 1);
+        got = exact_over(c, cand, &p, q, k, ids, dists);
+    } else {
+        atomic_fetch_add(&st_hnsw, 1);
+        /* Fewer allowed nodes near the query as the share drops: widen. */
+        double share = c->count ? (double)n / (double)c->count : 1.0;
+        if (share > 1) share = 1;
+        size_t e = ef ? ef : 64;
+        if (e < k) e = k;
+        double grow = 1.0 / sqrt(share);
+        if (grow > 8) grow = 8;
+        e = (size_t)((double)e * grow);
+        ny_filter flt = {.allow = cand_cb, .ctx = &p};
+        got = ny_hnsw_search(c->index, q, k, e, &flt, ids, dists);
+        if (got >= 0 && (size_t)got < k && n > (uint64_t)got) {
+            atomic_fetch_add(&st_fallback, 1);
+            got = exact_over(c, cand, &p, q, k, ids, dists);
+        }
+    }
+    roaring_bitmap_free(cand);
+    return got;
+}
+
+size_t ny_coll_index_count(ny_collection *c, const ny_fexpr *f, int *planned)
+{
+    *planned = 0;
+    roaring_bitmap_t *cand = candidates(c, f);
+    if (!cand) return 0;
+    *planned = 1;
+    size_t n = 0;
+    roaring_uint32_iterator_t *it = roaring_create_iterator(cand);
+    if (!it) {
+        *planned = 0;
+        roaring_bitmap_free(cand);
+        return 0;
+    }
+    while (it->has_value) {
+        uint32_t v = it->current_value;
+        if (v < c->nvid && c->live[v] && ny_filter_match(f, &c->ids[v], c->payloads[v])) n++;
+        roaring_advance_uint32_iterator(it);
+    }
+    roaring_free_uint32_iterator(it);
+    roaring_bitmap_free(cand);
+    return n;
+}
