@@ -24,7 +24,7 @@
 #include "collection/coll_index.h"
 #include "filter/payload_index.h"
 
-static _Atomic uint64_t st_exact, st_hnsw, st_fallback, st_unplanned;
+static _Atomic uint64_t st_exact, st_hnsw, st_fallback, st_unplanned, st_recheck;
 
 void ny_coll_plan_stats(ny_plan_stats *out)
 {
@@ -32,6 +32,7 @@ void ny_coll_plan_stats(ny_plan_stats *out)
     out->hnsw_plans = atomic_load(&st_hnsw);
     out->fallbacks = atomic_load(&st_fallback);
     out->unplanned = atomic_load(&st_unplanned);
+    out->rechecks = atomic_load(&st_recheck);
 }
 
 int ny_coll_index_init(ny_collection *c)
@@ -111,6 +112,12 @@ static int check_cb(uint32_t vid, void *ctx)
     return ny_filter_match(p->f, &c->ids[vid], c->payloads[vid]);
 }
 
+static int bitmap_cb(uint32_t vid, void *ctx)
+{
+    pctx *p = ctx;
+    return roaring_bitmap_contains(p->cand, vid) && vid < p->c->nvid && p->c->live[vid];
+}
+
 static int cand_cb(uint32_t vid, void *ctx)
 {
     pctx *p = ctx;
@@ -137,6 +144,22 @@ static int exact_over(ny_collection *c, const roaring_bitmap_t *cand, pctx *p, c
     return got;
 }
 
+/* Largest candidate count for which the exact plan is chosen.  Exact costs
+ * about n distance computations plus n filter re-checks; a filtered graph
+ * walk costs about ef * M / share node visits (share = n / count) to find
+ * ef allowed ones.  They meet near n = sqrt(ef * M * count); the constant
+ * (measured, docs/BENCHMARKS.md "Filtered search") accounts for the exact
+ * plan's re-check being dearer than a visit.  Never above Qdrant's
+ * full_scan_threshold. */
+static size_t exact_limit(const ny_collection *c, uint64_t n, size_t ef, size_t fst)
+{
+    (void)n;
+    size_t m = c->cfg.m ? c->cfg.m : 16;
+    double lim = 0.25 * sqrt((double)(ef ? ef : 64) * (double)m * (double)(c->count ? c->count : 1));
+    if (lim < 256) lim = 256;
+    return (double)fst < lim ? fst : (size_t)lim;
+}
+
 int ny_coll_index_search(ny_collection *c, const ny_fexpr *f, const float *q, size_t k, size_t ef, int exact,
                          size_t fst, uint32_t *ids, float *dists, int *planned)
 {
@@ -152,21 +175,60 @@ int ny_coll_index_search(ny_collection *c, const ny_fexpr *f, const float *q, si
     int got;
     if (n == 0) {
         got = 0;
-    } else if (exact || n <= fst) {
+    } else if (exact || n <= exact_limit(c, n, ef, fst)) {
         atomic_fetch_add(&st_exact, 1);
         got = exact_over(c, cand, &p, q, k, ids, dists);
     } else {
         atomic_fetch_add(&st_hnsw, 1);
-        /* Fewer allowed nodes near the query as the share drops: widen. */
+        /* The filtered walk counts ef in allowed results, so it already
+         * walks about ef / share nodes; an allowed-result pool as large as
+         * an unfiltered one would push the walk far beyond the query's
+         * neighbourhood (on clustered data, into other clusters).  Scale
+         * it by sqrt(share), keeping at least 2k. */
         double share = c->count ? (double)n / (double)c->count : 1.0;
         if (share > 1) share = 1;
         size_t e = ef ? ef : 64;
-        if (e < k) e = k;
-        double grow = 1.0 / sqrt(share);
-        if (grow > 8) grow = 8;
-        e = (size_t)((double)e * grow);
-        ny_filter flt = {.allow = cand_cb, .ctx = &p};
-        got = ny_hnsw_search(c->index, q, k, e, &flt, ids, dists);
+        e = (size_t)((double)e * sqrt(share));
+        if (e < 2 * k) e = 2 * k;
+        /* Most points match: a plain walk for about 2k / share results,
+         * filtered afterwards, is cheaper than the filtered walk (measured,
+         * docs/BENCHMARKS.md); the steps below catch a shortfall. */
+        int post = share >= 0.3;
+        if (post) {
+            e = (size_t)ceil(2.0 * (double)k / share);
+            if (e < (ef ? ef : 40)) e = ef ? ef : 40;
+        }
+        /* Walk with the candidate bitmap alone (cheap to test; or with no
+         * filter at all when most points match), then
+         * re-check the e results with the filter; when the bitmap is
+         * tight (the usual case: the filter is answered by the indexes)
+         * enough survive.  Otherwise walk again re-checking every
+         * candidate as it is met, and scan exactly as a last resort. */
+        uint32_t *rid = malloc(e * sizeof *rid);
+        float *rd = malloc(e * sizeof *rd);
+        if (!rid || !rd) {
+            free(rid);
+            free(rd);
+            roaring_bitmap_free(cand);
+            return ny_error(NY_ENOMEM, "out of memory (search)");
+        }
+        ny_filter fb = {.allow = bitmap_cb, .ctx = &p};
+        got = ny_hnsw_search(c->index, q, e, e, post ? NULL : &fb, rid, rd);
+        size_t kept = 0;
+        for (int i = 0; i < got && kept < k; i++)
+            if (roaring_bitmap_contains(cand, rid[i]) && check_cb(rid[i], &p)) {
+                ids[kept] = rid[i];
+                dists[kept++] = rd[i];
+            }
+        free(rid);
+        free(rd);
+        if (got >= 0 && kept < k && (size_t)got == e) {
+            atomic_fetch_add(&st_recheck, 1);
+            ny_filter flt = {.allow = cand_cb, .ctx = &p};
+            got = ny_hnsw_search(c->index, q, k, e, &flt, ids, dists);
+        } else if (got >= 0) {
+            got = (int)kept;
+        }
         if (got >= 0 && (size_t)got < k && n > (uint64_t)got) {
             atomic_fetch_add(&st_fallback, 1);
             got = exact_over(c, cand, &p, q, k, ids, dists);

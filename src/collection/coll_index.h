@@ -35,6 +35,7 @@ size_t ny_coll_index_count(ny_collection *c, const ny_fexpr *f, int *planned);
 /* Statistics of the last planned searches (for tests and benchmarks). */
 typedef struct ny_plan_stats {
     uint64_t exact_plans, hnsw_plans, fallbacks, unplanned;
+    uint64_t rechecks; /* HNSW plans that walked again re-checking every node */
 } ny_plan_stats;
 void ny_coll_plan_stats(ny_plan_stats *out);
 
