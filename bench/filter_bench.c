@@ -1,14 +1,15 @@
 /*
  * filter_bench.c -- filtered search at several selectivities.
  *
- *   build/filter_bench [N] [DIM] [NQ] [DATA_OUT]
+ *   build/filter_bench [N] [DIM] [NQ] [DATA_OUT] [EF]
  *
  * Data: N clustered random vectors (256 Gaussian clusters, unit noise; DIM, L2), payload {"sel": uniform
  * integer in [0, 1000000)}; the filter sel < s * 1e6 matches a share s.
  * For each s in 50%, 10%, 1%, 0.1%, 0.01%, single-threaded QPS and
  * recall@10 against exact filtered brute force of:
- *   planner   integer payload index on "sel", default plan (ef 64)
- *   postfilt  plain HNSW without filter, top k/s*2 (cap 5000, ef = that),
+ *   planner   integer payload index on "sel", planned search (hnsw_ef EF)
+ *   postfilt  plain HNSW without filter, top k/s*2 (cap 5000, ef = max(EF,
+ *             that)),
  *             then filtered (post-filtering)
  *   scan      exact filtered scan without payload index (params.exact)
  * With DATA_OUT, writes vectors, sel values, queries and the true top-10 of
@@ -57,7 +58,8 @@ int main(int argc, char **argv)
     size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 100000;
     size_t dim = argc > 2 ? strtoul(argv[2], NULL, 10) : 128;
     size_t nq = argc > 3 ? strtoul(argv[3], NULL, 10) : 200;
-    const char *out = argc > 4 ? argv[4] : NULL;
+    const char *out = argc > 4 && strcmp(argv[4], "-") ? argv[4] : NULL;
+    const size_t EF = argc > 5 ? strtoul(argv[5], NULL, 10) : 128;
     const size_t K = 10, NCENT = 256;
     static const double sels[] = {0.5, 0.1, 0.01, 0.001, 0.0001};
     float *cent = malloc(NCENT * dim * sizeof(float));
@@ -102,7 +104,7 @@ int main(int argc, char **argv)
     t0 = now();
     if (ny_collection_create_payload_index(c, "sel", "\"integer\"", 1) != NY_OK) die("index");
     double t_idx = now() - t0;
-    printf("# filter_bench: n=%zu dim=%zu nq=%zu k=%zu; HNSW build %.1fs, payload index build %.3fs\n", n, dim, nq, K,
+    printf("# filter_bench: n=%zu dim=%zu nq=%zu k=%zu ef=%zu; HNSW build %.1fs, payload index build %.3fs\n", n, dim, nq, K, EF,
            t_build, t_idx);
     printf("%-11s %-9s %10s %8s   %s\n", "selectivity", "method", "QPS", "recall", "notes");
 
@@ -137,7 +139,7 @@ int main(int argc, char **argv)
                 size_t hits = 0, want = 0;
                 double t = now();
                 for (size_t qi = 0; qi < nq; qi++) {
-                    ny_search_params p = {.vector = qs + qi * dim, .limit = kk, .hnsw_ef = post ? kk : 64};
+                    ny_search_params p = {.vector = qs + qi * dim, .limit = kk, .hnsw_ef = post && kk > EF ? kk : EF};
                     if (!post) p.filter_json = filter;
                     if (pass == 1) p.exact = 1;
                     ny_records r;
@@ -165,7 +167,7 @@ int main(int argc, char **argv)
                              (unsigned long long)(s1.hnsw_plans - s0.hnsw_plans),
                              (unsigned long long)(s1.rechecks - s0.rechecks),
                              (unsigned long long)(s1.fallbacks - s0.fallbacks));
-                if (post) snprintf(notes, sizeof notes, "top %zu, ef %zu", kk, kk);
+                if (post) snprintf(notes, sizeof notes, "top %zu, ef %zu", kk, kk > EF ? kk : EF);
                 printf("%-11g %-9s %10.0f %8.4f   %s\n", sels[si] * 100, methods[pass][mi], (double)nq / el,
                        want ? (double)hits / (double)want : 1.0, notes);
                 fflush(stdout);

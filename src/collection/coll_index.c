@@ -86,23 +86,29 @@ void ny_coll_index_drop(ny_collection *c, const char *field)
     pthread_mutex_unlock(&c->wmu);
 }
 
-static roaring_bitmap_t *ids_cb(void *ctx, const ny_point_id *ids, size_t n)
+static uint64_t *ids_cb(void *ctx, const ny_point_id *ids, size_t n)
 {
     ny_collection *c = ctx;
-    roaring_bitmap_t *bm = roaring_bitmap_create();
-    if (!bm) return NULL;
+    size_t nw = ((size_t)c->nvid + 63) / 64;
+    uint64_t *w = calloc(nw ? nw : 1, sizeof *w);
+    if (!w) return NULL;
     for (size_t i = 0; i < n; i++) {
         uint32_t v = ny_coll_lookup(c, &ids[i]);
-        if (v != NY_VID_NONE) roaring_bitmap_add(bm, v);
+        if (v != NY_VID_NONE && v < c->nvid) w[v >> 6] |= 1ull << (v & 63);
     }
-    return bm;
+    return w;
 }
 
 typedef struct pctx {
     ny_collection *c;
     const ny_fexpr *f;
-    const roaring_bitmap_t *cand;
+    const uint64_t *cand;
 } pctx;
+
+static inline int in_set(const uint64_t *w, uint32_t nvid, uint32_t v)
+{
+    return v < nvid && ((w[v >> 6] >> (v & 63)) & 1);
+}
 
 static int check_cb(uint32_t vid, void *ctx)
 {
@@ -112,34 +118,47 @@ static int check_cb(uint32_t vid, void *ctx)
     return ny_filter_match(p->f, &c->ids[vid], c->payloads[vid]);
 }
 
-static int bitmap_cb(uint32_t vid, void *ctx)
-{
-    pctx *p = ctx;
-    return roaring_bitmap_contains(p->cand, vid) && vid < p->c->nvid && p->c->live[vid];
-}
-
 static int cand_cb(uint32_t vid, void *ctx)
 {
     pctx *p = ctx;
-    return roaring_bitmap_contains(p->cand, vid) && check_cb(vid, ctx);
+    return in_set(p->cand, p->c->nvid, vid) && check_cb(vid, ctx);
 }
 
-static roaring_bitmap_t *candidates(ny_collection *c, const ny_fexpr *f)
+/* Candidate set of f restricted to live points, and its size. */
+static uint64_t *candidates(ny_collection *c, const ny_fexpr *f, uint64_t *count)
 {
     if (!f || (!ny_pindex_nfields(c->pidx) && !ny_filter_ids(f, &(const ny_point_id *){0}, &(size_t){0})))
         return NULL;
-    return ny_pindex_candidates(c->pidx, f, ids_cb, c);
+    uint64_t *w = ny_pindex_candidates(c->pidx, f, c->nvid, ids_cb, c);
+    if (!w) return NULL;
+    size_t nw = ((size_t)c->nvid + 63) / 64;
+    uint64_t n = 0;
+    for (size_t i = 0; i < nw; i++) {
+        if (!w[i]) continue;
+        uint64_t live = 0;
+        const uint8_t *l = c->live + i * 64;
+        size_t lim = (size_t)c->nvid - i * 64 < 64 ? (size_t)c->nvid - i * 64 : 64;
+        for (uint64_t x = w[i]; x; x &= x - 1) {
+            unsigned b = (unsigned)__builtin_ctzll(x);
+            if (b < lim && l[b]) live |= 1ull << b;
+        }
+        w[i] = live;
+        n += (uint64_t)__builtin_popcountll(live);
+    }
+    *count = n;
+    return w;
 }
 
-static int exact_over(ny_collection *c, const roaring_bitmap_t *cand, pctx *p, const float *q, size_t k,
+static int exact_over(ny_collection *c, const uint64_t *cand, uint64_t n, pctx *p, const float *q, size_t k,
                       uint32_t *ids, float *dists)
 {
-    uint64_t n = roaring_bitmap_get_cardinality(cand);
     uint32_t *arr = malloc((n ? n : 1) * sizeof *arr);
     if (!arr) return ny_error(NY_ENOMEM, "out of memory (search candidates)");
-    roaring_bitmap_to_uint32_array(cand, arr);
+    size_t nw = ((size_t)c->nvid + 63) / 64, j = 0;
+    for (size_t i = 0; i < nw && j < n; i++)
+        for (uint64_t x = cand[i]; x; x &= x - 1) arr[j++] = (uint32_t)(i * 64 + (size_t)__builtin_ctzll(x));
     ny_filter flt = {.allow = check_cb, .ctx = p};
-    int got = ny_hnsw_search_exact_ids(c->index, q, k, arr, n, &flt, ids, dists);
+    int got = ny_hnsw_search_exact_ids(c->index, q, k, arr, j, &flt, ids, dists);
     free(arr);
     return got;
 }
@@ -151,9 +170,8 @@ static int exact_over(ny_collection *c, const roaring_bitmap_t *cand, pctx *p, c
  * (measured, docs/BENCHMARKS.md "Filtered search") accounts for the exact
  * plan's re-check being dearer than a visit.  Never above Qdrant's
  * full_scan_threshold. */
-static size_t exact_limit(const ny_collection *c, uint64_t n, size_t ef, size_t fst)
+static size_t exact_limit(const ny_collection *c, size_t ef, size_t fst)
 {
-    (void)n;
     size_t m = c->cfg.m ? c->cfg.m : 16;
     double lim = 0.25 * sqrt((double)(ef ? ef : 64) * (double)m * (double)(c->count ? c->count : 1));
     if (lim < 256) lim = 256;
@@ -164,20 +182,20 @@ int ny_coll_index_search(ny_collection *c, const ny_fexpr *f, const float *q, si
                          size_t fst, uint32_t *ids, float *dists, int *planned)
 {
     *planned = 0;
-    roaring_bitmap_t *cand = candidates(c, f);
+    uint64_t n = 0;
+    uint64_t *cand = candidates(c, f, &n);
     if (!cand) {
         atomic_fetch_add(&st_unplanned, 1);
         return 0;
     }
     *planned = 1;
     pctx p = {c, f, cand};
-    uint64_t n = roaring_bitmap_get_cardinality(cand);
     int got;
     if (n == 0) {
         got = 0;
-    } else if (exact || n <= exact_limit(c, n, ef, fst)) {
+    } else if (exact || n <= exact_limit(c, ef, fst)) {
         atomic_fetch_add(&st_exact, 1);
-        got = exact_over(c, cand, &p, q, k, ids, dists);
+        got = exact_over(c, cand, n, &p, q, k, ids, dists);
     } else {
         atomic_fetch_add(&st_hnsw, 1);
         /* The filtered walk counts ef in allowed results, so it already
@@ -193,30 +211,30 @@ int ny_coll_index_search(ny_collection *c, const ny_fexpr *f, const float *q, si
         /* Most points match: a plain walk for about 2k / share results,
          * filtered afterwards, is cheaper than the filtered walk (measured,
          * docs/BENCHMARKS.md); the steps below catch a shortfall. */
-        int post = share >= 0.3;
+        int post = share >= 0.1;
         if (post) {
             e = (size_t)ceil(2.0 * (double)k / share);
-            if (e < (ef ? ef : 40)) e = ef ? ef : 40;
+            if (e < (ef ? ef : 64)) e = ef ? ef : 64;
         }
-        /* Walk with the candidate bitmap alone (cheap to test; or with no
-         * filter at all when most points match), then
-         * re-check the e results with the filter; when the bitmap is
-         * tight (the usual case: the filter is answered by the indexes)
-         * enough survive.  Otherwise walk again re-checking every
-         * candidate as it is met, and scan exactly as a last resort. */
+        /* Walk with the candidate set alone (a bit test; or with no filter
+         * at all when most points match), then re-check the e results with
+         * the filter; when the set is tight (the usual case: the filter is
+         * answered by the indexes) enough survive.  Otherwise walk again
+         * re-checking every candidate as it is met, and scan exactly as a
+         * last resort. */
         uint32_t *rid = malloc(e * sizeof *rid);
         float *rd = malloc(e * sizeof *rd);
         if (!rid || !rd) {
             free(rid);
             free(rd);
-            roaring_bitmap_free(cand);
+            free(cand);
             return ny_error(NY_ENOMEM, "out of memory (search)");
         }
-        ny_filter fb = {.allow = bitmap_cb, .ctx = &p};
+        ny_filter fb = {.bitmap = cand, .nbits = c->nvid};
         got = ny_hnsw_search(c->index, q, e, e, post ? NULL : &fb, rid, rd);
         size_t kept = 0;
         for (int i = 0; i < got && kept < k; i++)
-            if (roaring_bitmap_contains(cand, rid[i]) && check_cb(rid[i], &p)) {
+            if (in_set(cand, c->nvid, rid[i]) && check_cb(rid[i], &p)) {
                 ids[kept] = rid[i];
                 dists[kept++] = rd[i];
             }
@@ -231,32 +249,26 @@ int ny_coll_index_search(ny_collection *c, const ny_fexpr *f, const float *q, si
         }
         if (got >= 0 && (size_t)got < k && n > (uint64_t)got) {
             atomic_fetch_add(&st_fallback, 1);
-            got = exact_over(c, cand, &p, q, k, ids, dists);
+            got = exact_over(c, cand, n, &p, q, k, ids, dists);
         }
     }
-    roaring_bitmap_free(cand);
+    free(cand);
     return got;
 }
 
 size_t ny_coll_index_count(ny_collection *c, const ny_fexpr *f, int *planned)
 {
     *planned = 0;
-    roaring_bitmap_t *cand = candidates(c, f);
+    uint64_t n = 0;
+    uint64_t *cand = candidates(c, f, &n);
     if (!cand) return 0;
     *planned = 1;
-    size_t n = 0;
-    roaring_uint32_iterator_t *it = roaring_create_iterator(cand);
-    if (!it) {
-        *planned = 0;
-        roaring_bitmap_free(cand);
-        return 0;
-    }
-    while (it->has_value) {
-        uint32_t v = it->current_value;
-        if (v < c->nvid && c->live[v] && ny_filter_match(f, &c->ids[v], c->payloads[v])) n++;
-        roaring_advance_uint32_iterator(it);
-    }
-    roaring_free_uint32_iterator(it);
-    roaring_bitmap_free(cand);
-    return n;
+    size_t nw = ((size_t)c->nvid + 63) / 64, cnt = 0;
+    for (size_t i = 0; i < nw; i++)
+        for (uint64_t x = cand[i]; x; x &= x - 1) {
+            uint32_t v = (uint32_t)(i * 64 + (size_t)__builtin_ctzll(x));
+            if (ny_filter_match(f, &c->ids[v], c->payloads[v])) cnt++;
+        }
+    free(cand);
+    return cnt;
 }

@@ -25,8 +25,6 @@
 #include "filter/path.h"
 #include "filter/values.h"
 
-#include <roaring/roaring.h>
-
 #define MAX_DEPTH 100
 
 /* ===== Compiled form ===================================================== */
@@ -1634,17 +1632,24 @@ typedef struct plan {
     ny_fq_fn fq;
     ny_fids_fn fids;
     void *ctx;
+    size_t nw;
 } plan;
 
-static roaring_bitmap_t *plan_filter(const plan *p, const ny_fexpr *f);
+static uint64_t *plan_filter(const plan *p, const ny_fexpr *f);
 
-static void bm_free(roaring_bitmap_t *b)
+static void bm_free(uint64_t *b) { free(b); }
+
+static uint64_t *bm_empty(const plan *p) { return calloc(p->nw ? p->nw : 1, sizeof(uint64_t)); }
+
+static int bm_is_empty(const plan *p, const uint64_t *b)
 {
-    if (b) roaring_bitmap_free(b); /* CRoaring 0.2 does not accept NULL */
+    for (size_t i = 0; i < p->nw; i++)
+        if (b[i]) return 0;
+    return 1;
 }
 
 /* acc |= b (both may be NULL = unknown/everything); consumes b. */
-static roaring_bitmap_t *bm_or(roaring_bitmap_t *acc, roaring_bitmap_t *b, int *unknown)
+static uint64_t *bm_or(const plan *p, uint64_t *acc, uint64_t *b, int *unknown)
 {
     if (!b) {
         *unknown = 1;
@@ -1656,28 +1661,28 @@ static roaring_bitmap_t *bm_or(roaring_bitmap_t *acc, roaring_bitmap_t *b, int *
         return NULL;
     }
     if (!acc) return b;
-    roaring_bitmap_or_inplace(acc, b);
+    for (size_t i = 0; i < p->nw; i++) acc[i] |= b[i];
     bm_free(b);
     return acc;
 }
 
 /* acc &= b where NULL means everything; consumes b. */
-static roaring_bitmap_t *bm_and(roaring_bitmap_t *acc, roaring_bitmap_t *b)
+static uint64_t *bm_and(const plan *p, uint64_t *acc, uint64_t *b)
 {
     if (!b) return acc;
     if (!acc) return b;
-    roaring_bitmap_and_inplace(acc, b);
+    for (size_t i = 0; i < p->nw; i++) acc[i] &= b[i];
     bm_free(b);
     return acc;
 }
 
 static double dt_sec(ny_dt t) { return (double)t.sec + (double)t.nsec * 1e-9; }
 
-static roaring_bitmap_t *plan_check(const plan *p, const ny_path *path, const check *k)
+static uint64_t *plan_check(const plan *p, const ny_path *path, const check *k)
 {
     ny_fquery q;
     memset(&q, 0, sizeof q);
-    roaring_bitmap_t *acc = NULL;
+    uint64_t *acc = NULL;
     int unknown = 0;
     switch (k->kind) {
     case CK_VALUE_STR:
@@ -1694,41 +1699,41 @@ static roaring_bitmap_t *plan_check(const plan *p, const ny_path *path, const ch
         q.b = k->u.b;
         return p->fq(p->ctx, path, &q);
     case CK_ANY_STR:
-        if (!k->u.strs.n) return roaring_bitmap_create();
+        if (!k->u.strs.n) return bm_empty(p);
         q.kind = NY_FQ_STR;
         for (size_t i = 0; i < k->u.strs.n && !unknown; i++) {
             q.s = k->u.strs.v[i].s;
             q.len = k->u.strs.v[i].len;
-            acc = bm_or(acc, p->fq(p->ctx, path, &q), &unknown);
+            acc = bm_or(p, acc, p->fq(p->ctx, path, &q), &unknown);
         }
         return acc;
     case CK_ANY_INT:
-        if (!k->u.ints.n) return roaring_bitmap_create();
+        if (!k->u.ints.n) return bm_empty(p);
         q.kind = NY_FQ_INT;
         for (size_t i = 0; i < k->u.ints.n && !unknown; i++) {
             q.i = k->u.ints.v[i];
-            acc = bm_or(acc, p->fq(p->ctx, path, &q), &unknown);
+            acc = bm_or(p, acc, p->fq(p->ctx, path, &q), &unknown);
         }
         return acc;
     case CK_FT_ALL:
     case CK_FT_PHRASE:
     case CK_FT_ANY:
-        if (!k->u.ft.n) return roaring_bitmap_create(); /* matches nothing */
+        if (!k->u.ft.n) return bm_empty(p); /* matches nothing */
         if (k->u.ft.tp.tokenizer == TOK_PREFIX) return NULL;
         q.kind = NY_FQ_TOKEN;
         q.tp = k->u.ft.tp;
         for (size_t i = 0; i < k->u.ft.n && !unknown; i++) {
             q.s = k->u.ft.v[i].s;
             q.len = k->u.ft.v[i].len;
-            roaring_bitmap_t *b = p->fq(p->ctx, path, &q);
+            uint64_t *b = p->fq(p->ctx, path, &q);
             if (k->kind == CK_FT_ANY) {
-                acc = bm_or(acc, b, &unknown);
+                acc = bm_or(p, acc, b, &unknown);
             } else {
                 if (!b) { /* unknown: everything */
                     bm_free(acc);
                     return NULL;
                 }
-                acc = bm_and(acc, b);
+                acc = bm_and(p, acc, b);
             }
         }
         return acc;
@@ -1741,7 +1746,7 @@ static roaring_bitmap_t *plan_check(const plan *p, const ny_path *path, const ch
         if ((s & B_GTE) && k->u.range.gte > q.lo) q.lo = k->u.range.gte;
         if (s & B_LT) q.hi = k->u.range.lt;
         if ((s & B_LTE) && k->u.range.lte < q.hi) q.hi = k->u.range.lte;
-        if (q.lo > q.hi) return roaring_bitmap_create();
+        if (q.lo > q.hi) return bm_empty(p);
         return p->fq(p->ctx, path, &q);
     }
     case CK_DT_RANGE: {
@@ -1753,7 +1758,7 @@ static roaring_bitmap_t *plan_check(const plan *p, const ny_path *path, const ch
         if ((s & B_GTE) && dt_sec(k->u.dt.gte) > q.lo) q.lo = dt_sec(k->u.dt.gte);
         if (s & B_LT) q.hi = dt_sec(k->u.dt.lt);
         if ((s & B_LTE) && dt_sec(k->u.dt.lte) < q.hi) q.hi = dt_sec(k->u.dt.lte);
-        if (q.lo > q.hi) return roaring_bitmap_create();
+        if (q.lo > q.hi) return bm_empty(p);
         return p->fq(p->ctx, path, &q);
     }
     case CK_GEO_BOX:
@@ -1763,12 +1768,12 @@ static roaring_bitmap_t *plan_check(const plan *p, const ny_path *path, const ch
         q.lon_hi = k->u.box.right;
         q.lat_lo = k->u.box.bottom;
         q.lat_hi = k->u.box.top;
-        if (q.lat_lo > q.lat_hi) return roaring_bitmap_create();
+        if (q.lat_lo > q.lat_hi) return bm_empty(p);
         return p->fq(p->ctx, path, &q);
     case CK_GEO_RADIUS: {
         /* Bounding box of the spherical cap (haversine distance < radius). */
         double r = k->u.circle.radius;
-        if (!(r > 0)) return roaring_bitmap_create();
+        if (!(r > 0)) return bm_empty(p);
         double d = r / NY_EARTH_RADIUS_M, lat = k->u.circle.lat * M_PI / 180;
         double dlat = d * 180 / M_PI * (1 + 1e-9) + 1e-9;
         if (fabs(lat) + d >= M_PI / 2 - 1e-6) return NULL; /* reaches a pole */
@@ -1783,7 +1788,7 @@ static roaring_bitmap_t *plan_check(const plan *p, const ny_path *path, const ch
     }
     case CK_GEO_POLY: {
         const ny_ring *r = &k->u.poly.rings[0];
-        if (!r->n) return roaring_bitmap_create();
+        if (!r->n) return bm_empty(p);
         q.kind = NY_FQ_GEO;
         q.lon_lo = q.lon_hi = r->lon[0];
         q.lat_lo = q.lat_hi = r->lat[0];
@@ -1800,7 +1805,7 @@ static roaring_bitmap_t *plan_check(const plan *p, const ny_path *path, const ch
     }
 }
 
-static roaring_bitmap_t *plan_cond(const plan *p, const cond *c)
+static uint64_t *plan_cond(const plan *p, const cond *c)
 {
     switch (c->kind) {
     case K_FILTER:
@@ -1808,10 +1813,10 @@ static roaring_bitmap_t *plan_cond(const plan *p, const cond *c)
     case K_FIELD: {
         const field_cond *fc = c->u.field;
         if (fc->has_vc || fc->is_empty >= 0 || fc->is_null >= 0 || !fc->n_checks) return NULL;
-        roaring_bitmap_t *acc = NULL;
+        uint64_t *acc = NULL;
         int unknown = 0;
         for (size_t i = 0; i < fc->n_checks && !unknown; i++)
-            acc = bm_or(acc, plan_check(p, &fc->path, &fc->checks[i]), &unknown);
+            acc = bm_or(p, acc, plan_check(p, &fc->path, &fc->checks[i]), &unknown);
         return acc;
     }
     case K_HAS_ID:
@@ -1821,32 +1826,32 @@ static roaring_bitmap_t *plan_cond(const plan *p, const cond *c)
     }
 }
 
-static roaring_bitmap_t *plan_filter(const plan *p, const ny_fexpr *f)
+static uint64_t *plan_filter(const plan *p, const ny_fexpr *f)
 {
-    roaring_bitmap_t *acc = NULL;
+    uint64_t *acc = NULL;
     for (size_t i = 0; i < f->must.n; i++) {
-        acc = bm_and(acc, plan_cond(p, f->must.v[i]));
-        if (acc && roaring_bitmap_is_empty(acc)) return acc;
+        acc = bm_and(p, acc, plan_cond(p, f->must.v[i]));
+        if (acc && bm_is_empty(p, acc)) return acc;
     }
     if (f->has_should) {
-        roaring_bitmap_t *u = f->should.n ? NULL : roaring_bitmap_create();
+        uint64_t *u = f->should.n ? NULL : bm_empty(p);
         int unknown = 0;
-        for (size_t i = 0; i < f->should.n && !unknown; i++) u = bm_or(u, plan_cond(p, f->should.v[i]), &unknown);
-        acc = bm_and(acc, u);
+        for (size_t i = 0; i < f->should.n && !unknown; i++) u = bm_or(p, u, plan_cond(p, f->should.v[i]), &unknown);
+        acc = bm_and(p, acc, u);
     }
     if (f->has_min && f->min_count >= 1) {
-        roaring_bitmap_t *u = f->min_should.n ? NULL : roaring_bitmap_create();
+        uint64_t *u = f->min_should.n ? NULL : bm_empty(p);
         int unknown = 0;
         for (size_t i = 0; i < f->min_should.n && !unknown; i++)
-            u = bm_or(u, plan_cond(p, f->min_should.v[i]), &unknown);
-        acc = bm_and(acc, u);
+            u = bm_or(p, u, plan_cond(p, f->min_should.v[i]), &unknown);
+        acc = bm_and(p, acc, u);
     }
     return acc;
 }
 
-roaring_bitmap_t *ny_filter_candidates(const ny_fexpr *f, ny_fq_fn fq, ny_fids_fn fids, void *ctx)
+uint64_t *ny_filter_candidates(const ny_fexpr *f, size_t nbits, ny_fq_fn fq, ny_fids_fn fids, void *ctx)
 {
     if (!f || !fq) return NULL;
-    plan p = {fq, fids, ctx};
+    plan p = {fq, fids, ctx, (nbits + 63) / 64};
     return plan_filter(&p, f);
 }

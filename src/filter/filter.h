@@ -8,6 +8,7 @@
 #define NY_FILTER_H
 
 #include <jansson.h>
+#include <stdint.h>
 
 #include "nearly.h"
 
@@ -124,17 +125,21 @@ typedef struct ny_fquery {
     ny_ftparams tp;       /* TOKEN */
 } ny_fquery;
 
-struct roaring_bitmap_s;
-/* Returns a new bitmap (owned by the caller) or NULL when the lookup cannot
- * be answered (no index on that path, or of the wrong type). */
-typedef struct roaring_bitmap_s *(*ny_fq_fn)(void *ctx, const struct ny_path *path, const ny_fquery *q);
+/* Id sets exchanged while planning are dense bitsets of nw = (nbits + 63) /
+ * 64 words (bit i of word i / 64 = vector id i), malloc'd; NULL means
+ * "unknown" (every id).  Dense sets make AND/OR a word loop and membership a
+ * bit test; the indexes themselves keep CRoaring bitmaps. */
+/* Returns a new set or NULL when the lookup cannot be answered (no index on
+ * that path, or of the wrong type). */
+typedef uint64_t *(*ny_fq_fn)(void *ctx, const struct ny_path *path, const ny_fquery *q);
 /* Vector ids of the listed point ids (has_id); NULL if unknown. */
-typedef struct roaring_bitmap_s *(*ny_fids_fn)(void *ctx, const ny_point_id *ids, size_t n);
+typedef uint64_t *(*ny_fids_fn)(void *ctx, const ny_point_id *ids, size_t n);
 
-/* A superset of the vector ids whose point can match f, built from index
- * lookups (AND over "must", OR over "should", "must_not" ignored), or NULL
- * when no condition narrows it (then every point is a candidate).  Callers
- * must still evaluate ny_filter_match on each candidate. */
-struct roaring_bitmap_s *ny_filter_candidates(const ny_fexpr *f, ny_fq_fn fq, ny_fids_fn fids, void *ctx);
+/* A superset of the vector ids (< nbits) whose point can match f, built
+ * from index lookups (AND over "must", OR over "should" and "min_should",
+ * "must_not" ignored), or NULL when no condition narrows it (then every
+ * point is a candidate).  Callers must still evaluate ny_filter_match on
+ * each candidate. */
+uint64_t *ny_filter_candidates(const ny_fexpr *f, size_t nbits, ny_fq_fn fq, ny_fids_fn fids, void *ctx);
 
 #endif

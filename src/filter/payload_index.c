@@ -483,45 +483,58 @@ static size_t lower_bound(const double *v, size_t n, double x)
     return lo;
 }
 
-static roaring_bitmap_t *num_range(const field *f, double lo, double hi)
+static inline void set_bit(uint64_t *w, size_t nw, uint32_t id)
 {
-    roaring_bitmap_t *bm = roaring_bitmap_create();
-    if (!bm) return NULL;
-    size_t a = lower_bound(f->nv, f->nsorted, lo);
-    size_t e = a;
-    while (e < f->nsorted && f->nv[e] <= hi) e++;
-    size_t m = e - a;
-    for (size_t i = f->nsorted; i < f->nnum; i++) m += f->nv[i] >= lo && f->nv[i] <= hi;
-    /* Roaring inserts in random order cost a memmove each: sort first,
-     * through a dense bitset over the vid range (O(vids / 64 + m)). */
-    size_t words = ((size_t)f->rcap + 63) / 64;
-    uint64_t *bits = calloc(words ? words : 1, sizeof *bits);
-    uint32_t *ids = malloc((m + 1) * sizeof *ids);
-    if (!bits || !ids) {
-        free(bits);
-        free(ids);
-        roaring_bitmap_free(bm);
-        return NULL;
+    if ((size_t)(id >> 6) < nw) w[id >> 6] |= 1ull << (id & 63);
+}
+
+static bool roaring_set_cb(uint32_t id, void *ctx)
+{
+    uint64_t **w = ctx;
+    (*w)[id >> 6] |= 1ull << (id & 63);
+    return true;
+}
+
+/* Adds a roaring bitmap's ids below nw * 64 to the dense set. */
+static void or_roaring(uint64_t *w, size_t nw, const roaring_bitmap_t *bm)
+{
+    if (!nw) return;
+    uint64_t max = roaring_bitmap_maximum(bm);
+    if (roaring_bitmap_is_empty(bm)) return;
+    if (max < nw * 64) {
+        roaring_iterate(bm, roaring_set_cb, &w);
+        return;
     }
-    for (size_t i = a; i < e; i++) bits[f->nid[i] >> 6] |= 1ull << (f->nid[i] & 63);
-    for (size_t i = f->nsorted; i < f->nnum; i++)
-        if (f->nv[i] >= lo && f->nv[i] <= hi) bits[f->nid[i] >> 6] |= 1ull << (f->nid[i] & 63);
-    size_t j = 0;
-    for (size_t w = 0; w < words; w++)
-        for (uint64_t x = bits[w]; x; x &= x - 1) ids[j++] = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(x));
-    if (j) roaring_bitmap_add_many(bm, j, ids);
-    free(bits);
-    free(ids);
-    return bm;
+    roaring_uint32_iterator_t *it = roaring_create_iterator(bm);
+    if (!it) return;
+    while (it->has_value && it->current_value < nw * 64) {
+        set_bit(w, nw, it->current_value);
+        roaring_advance_uint32_iterator(it);
+    }
+    roaring_free_uint32_iterator(it);
 }
 
-static roaring_bitmap_t *key_lookup(const field *f, uint64_t key)
+static uint64_t *num_range(const field *f, size_t nw, double lo, double hi)
 {
-    kent *e = tab_find(f, key);
-    return e ? roaring_bitmap_copy(e->bm) : roaring_bitmap_create();
+    uint64_t *w = calloc(nw ? nw : 1, sizeof *w);
+    if (!w) return NULL;
+    size_t a = lower_bound(f->nv, f->nsorted, lo);
+    for (size_t i = a; i < f->nsorted && f->nv[i] <= hi; i++) set_bit(w, nw, f->nid[i]);
+    for (size_t i = f->nsorted; i < f->nnum; i++)
+        if (f->nv[i] >= lo && f->nv[i] <= hi) set_bit(w, nw, f->nid[i]);
+    return w;
 }
 
-static roaring_bitmap_t *geo_lookup(const field *f, const ny_fquery *q)
+static uint64_t *key_lookup(const field *f, size_t nw, uint64_t key)
+{
+    uint64_t *w = calloc(nw ? nw : 1, sizeof *w);
+    if (!w) return NULL;
+    kent *e = tab_find(f, key);
+    if (e) or_roaring(w, nw, e->bm);
+    return w;
+}
+
+static uint64_t *geo_lookup(const field *f, size_t nw, const ny_fquery *q)
 {
     for (int level = 0; level < 2; level++) {
         uint64_t a = geo_cell(level, q->lon_lo, q->lat_lo), b = geo_cell(level, q->lon_hi, q->lat_hi);
@@ -529,14 +542,14 @@ static roaring_bitmap_t *geo_lookup(const field *f, const ny_fquery *q)
         uint64_t lat0 = (a >> 28) & mask, lat1 = (b >> 28) & mask, lon0 = a & mask, lon1 = b & mask;
         double cells = (double)(lat1 - lat0 + 1) * (double)(lon1 - lon0 + 1);
         if (cells > (level ? GEO_MAX_COARSE : GEO_MAX_CELLS)) continue;
-        roaring_bitmap_t *bm = roaring_bitmap_create();
-        if (!bm) return NULL;
+        uint64_t *w = calloc(nw ? nw : 1, sizeof *w);
+        if (!w) return NULL;
         for (uint64_t y = lat0; y <= lat1; y++)
             for (uint64_t x = lon0; x <= lon1; x++) {
                 kent *e = tab_find(f, ((uint64_t)level << 56) | (y << 28) | x);
-                if (e) roaring_bitmap_or_inplace(bm, e->bm);
+                if (e) or_roaring(w, nw, e->bm);
             }
-        return bm;
+        return w;
     }
     return NULL;
 }
@@ -551,11 +564,12 @@ static int path_eq(const ny_path *a, const ny_path *b)
 
 typedef struct qctx {
     const ny_pindex *px;
+    size_t nw;
     ny_fids_fn ids;
     void *ids_ctx;
 } qctx;
 
-static roaring_bitmap_t *fq_cb(void *ctx, const ny_path *path, const ny_fquery *q)
+static uint64_t *fq_cb(void *ctx, const ny_path *path, const ny_fquery *q)
 {
     const qctx *c = ctx;
     for (size_t i = 0; i < c->px->n; i++) {
@@ -563,43 +577,43 @@ static roaring_bitmap_t *fq_cb(void *ctx, const ny_path *path, const ny_fquery *
         if (f->broken || !path_eq(&f->path, path)) continue;
         switch (q->kind) {
         case NY_FQ_STR:
-            if (f->type == T_KEYWORD || f->type == T_UUID) return key_lookup(f, str_key(q->s, q->len));
+            if (f->type == T_KEYWORD || f->type == T_UUID) return key_lookup(f, c->nw, str_key(q->s, q->len));
             break;
         case NY_FQ_INT:
-            if (f->type == T_INTEGER || f->type == T_FLOAT) return num_range(f, (double)q->i, (double)q->i);
+            if (f->type == T_INTEGER || f->type == T_FLOAT) return num_range(f, c->nw, (double)q->i, (double)q->i);
             break;
         case NY_FQ_BOOL:
-            if (f->type == T_BOOL) return key_lookup(f, q->b ? 1 : 2);
+            if (f->type == T_BOOL) return key_lookup(f, c->nw, q->b ? 1 : 2);
             break;
         case NY_FQ_RANGE:
-            if (f->type == T_INTEGER || f->type == T_FLOAT) return num_range(f, q->lo, q->hi);
+            if (f->type == T_INTEGER || f->type == T_FLOAT) return num_range(f, c->nw, q->lo, q->hi);
             break;
         case NY_FQ_DTRANGE:
-            if (f->type == T_DATETIME) return num_range(f, q->lo, q->hi);
+            if (f->type == T_DATETIME) return num_range(f, c->nw, q->lo, q->hi);
             break;
         case NY_FQ_TOKEN:
             if (f->type == T_TEXT && f->tp.tokenizer == q->tp.tokenizer && f->tp.lowercase == q->tp.lowercase &&
                 f->tp.min_len == q->tp.min_len && f->tp.max_len == q->tp.max_len)
-                return key_lookup(f, str_key(q->s, q->len > 255 ? 255 : q->len));
+                return key_lookup(f, c->nw, str_key(q->s, q->len > 255 ? 255 : q->len));
             break;
         case NY_FQ_GEO:
-            if (f->type == T_GEO) return geo_lookup(f, q);
+            if (f->type == T_GEO) return geo_lookup(f, c->nw, q);
             break;
         }
     }
     return NULL;
 }
 
-static roaring_bitmap_t *fids_cb(void *ctx, const ny_point_id *ids, size_t n)
+static uint64_t *fids_cb(void *ctx, const ny_point_id *ids, size_t n)
 {
     const qctx *c = ctx;
     return c->ids ? c->ids(c->ids_ctx, ids, n) : NULL;
 }
 
-roaring_bitmap_t *ny_pindex_candidates(const ny_pindex *px, const ny_fexpr *f, ny_fids_fn ids, void *ids_ctx)
+uint64_t *ny_pindex_candidates(const ny_pindex *px, const ny_fexpr *f, size_t nbits, ny_fids_fn ids, void *ids_ctx)
 {
     if (!f || (!px && !ids)) return NULL;
     static const ny_pindex empty = {NULL, 0};
-    qctx c = {px ? px : &empty, ids, ids_ctx};
-    return ny_filter_candidates(f, fq_cb, fids_cb, &c);
+    qctx c = {px ? px : &empty, (nbits + 63) / 64, ids, ids_ctx};
+    return ny_filter_candidates(f, nbits, fq_cb, fids_cb, &c);
 }

@@ -10,6 +10,7 @@
  *   integer, float, datetime: sorted (value, vid) array plus a small
  *                  unsorted tail of recent writes; range -> bitmap
  *
+ * Lookups answer with dense bitsets over the vid range (see filter.h).
  * Every index also keeps, per vid, the keys/values it indexed, so an update
  * removes exactly what was added.  Lookups return supersets (hash keys,
  * inclusive bounds, stale entries of the numeric array, whole cells):
@@ -46,9 +47,11 @@ size_t ny_pindex_nfields(const ny_pindex *px);
  * stay correct, only slower) and NY_ENOMEM is returned. */
 int ny_pindex_update(ny_pindex *px, uint32_t vid, const json_t *payload);
 int ny_pindex_update_field(ny_pindex *px, const char *field, uint32_t vid, const json_t *payload);
-/* Candidate vids for f (superset of the matches, to be re-checked), or NULL
- * when the indexes cannot narrow f.  ids: has_id resolver (may be NULL). */
-roaring_bitmap_t *ny_pindex_candidates(const ny_pindex *px, const ny_fexpr *f, ny_fids_fn ids, void *ids_ctx);
+/* Candidate vids (< nbits) for f as a dense bitset of (nbits + 63) / 64
+ * words (superset of the matches, to be re-checked; free with free()), or
+ * NULL when the indexes cannot narrow f.  ids: has_id resolver (may be
+ * NULL). */
+uint64_t *ny_pindex_candidates(const ny_pindex *px, const ny_fexpr *f, size_t nbits, ny_fids_fn ids, void *ids_ctx);
 /* 1 if field has a keyword index marked is_tenant. */
 int ny_pindex_is_tenant(const ny_pindex *px, const char *field);
 
