@@ -133,6 +133,12 @@ static uint64_t *candidates(ny_collection *c, const ny_fexpr *f, uint64_t *count
     if (!w) return NULL;
     size_t nw = ((size_t)c->nvid + 63) / 64;
     uint64_t n = 0;
+    if (nw && c->nvid % 64) w[nw - 1] &= (1ull << (c->nvid % 64)) - 1;
+    if (c->count == c->nvid) { /* no free slots: every vid is live */
+        for (size_t i = 0; i < nw; i++) n += (uint64_t)__builtin_popcountll(w[i]);
+        *count = n;
+        return w;
+    }
     for (size_t i = 0; i < nw; i++) {
         if (!w[i]) continue;
         uint64_t live = 0;
