@@ -176,16 +176,16 @@ static int exact_over(ny_collection *c, const uint64_t *cand, uint64_t n, pctx *
  * (measured, docs/BENCHMARKS.md "Filtered search") accounts for the exact
  * plan's re-check being dearer than a visit.  Never above Qdrant's
  * full_scan_threshold. */
-static size_t exact_limit(const ny_collection *c, size_t ef, size_t fst)
+static size_t exact_limit(const ny_collection *c, size_t m, size_t ef, size_t fst)
 {
-    size_t m = c->cfg.m ? c->cfg.m : 16;
+    if (!m) m = 16;
     double lim = 0.25 * sqrt((double)(ef ? ef : 64) * (double)m * (double)(c->count ? c->count : 1));
     if (lim < 256) lim = 256;
     return (double)fst < lim ? fst : (size_t)lim;
 }
 
 int ny_coll_index_search(ny_collection *c, const ny_fexpr *f, const float *q, size_t k, size_t ef, int exact,
-                         size_t fst, uint32_t *ids, float *dists, int *planned)
+                         size_t fst, size_t m, uint32_t *ids, float *dists, int *planned)
 {
     *planned = 0;
     uint64_t n = 0;
@@ -199,7 +199,7 @@ int ny_coll_index_search(ny_collection *c, const ny_fexpr *f, const float *q, si
     int got;
     if (n == 0) {
         got = 0;
-    } else if (exact || n <= exact_limit(c, ef, fst)) {
+    } else if (exact || n <= exact_limit(c, m, ef, fst)) {
         atomic_fetch_add(&st_exact, 1);
         got = exact_over(c, cand, n, &p, q, k, ids, dists);
     } else {

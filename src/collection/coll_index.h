@@ -25,9 +25,9 @@ void ny_coll_index_drop(ny_collection *c, const char *field);
  * results (>= 0) or an error; *planned = 0 when the indexes cannot narrow
  * the filter (then nothing was done and the caller runs its own plan).
  * exact: params.exact.  ef: requested ef (0: default).  fst: full-scan
- * threshold in vectors. */
+ * threshold in vectors.  m: the index's M (read under cfg_mu). */
 int ny_coll_index_search(ny_collection *c, const ny_fexpr *f, const float *q, size_t k, size_t ef, int exact,
-                         size_t fst, uint32_t *ids, float *dists, int *planned);
+                         size_t fst, size_t m, uint32_t *ids, float *dists, int *planned);
 /* Number of live points matching f via the indexes; *planned = 0 when they
  * cannot narrow f (rw held shared). */
 size_t ny_coll_index_count(ny_collection *c, const ny_fexpr *f, int *planned);

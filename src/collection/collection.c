@@ -1392,7 +1392,7 @@ int ny_collection_search(ny_collection *c, const ny_search_params *p, ny_records
     int planned = 0, got = 0;
     /* With payload indexes that narrow f, the planner in coll_index.c picks
      * the plan; otherwise estimate by sampling and choose here. */
-    if (f) got = ny_coll_index_search(c, f, q, k, p->hnsw_ef, exact, fst_vectors, ids, dists, &planned);
+    if (f) got = ny_coll_index_search(c, f, q, k, p->hnsw_ef, exact, fst_vectors, cfg_m, ids, dists, &planned);
     if (!planned) {
         if (f) {
             est = estimate_matches(c, f);
