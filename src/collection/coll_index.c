@@ -188,6 +188,33 @@ int ny_coll_index_search(ny_collection *c, const ny_fexpr *f, const float *q, si
                          size_t fst, size_t m, uint32_t *ids, float *dists, int *planned)
 {
     *planned = 0;
+    /* Broad single-condition filters: the index tells how many points it
+     * selects without building a set; post-filter a plain walk and only
+     * fall through to the full plan if too few results survive. */
+    int64_t est = exact || !c->count ? -1 : ny_pindex_count(c->pidx, f);
+    if (est >= 0 && (double)est >= 0.1 * (double)c->count && (uint64_t)est > exact_limit(c, m, ef, fst)) {
+        double share = (double)est / (double)c->count;
+        if (share > 1) share = 1;
+        size_t e = (size_t)ceil(2.0 * (double)k / share);
+        if (e < (ef ? ef : 64)) e = ef ? ef : 64;
+        uint32_t *rid = malloc(e * sizeof *rid);
+        float *rd = malloc(e * sizeof *rd);
+        int got = rid && rd ? ny_hnsw_search(c->index, q, e, e, NULL, rid, rd) : -1;
+        size_t kept = 0;
+        pctx p0 = {c, f, NULL};
+        for (int i = 0; i < got && kept < k; i++)
+            if (check_cb(rid[i], &p0)) {
+                ids[kept] = rid[i];
+                dists[kept++] = rd[i];
+            }
+        free(rid);
+        free(rd);
+        if (got >= 0 && kept == k) {
+            atomic_fetch_add(&st_hnsw, 1);
+            *planned = 1;
+            return (int)kept;
+        }
+    }
     uint64_t n = 0;
     uint64_t *cand = candidates(c, f, &n);
     if (!cand) {

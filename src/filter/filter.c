@@ -1855,3 +1855,44 @@ uint64_t *ny_filter_candidates(const ny_fexpr *f, size_t nbits, ny_fq_fn fq, ny_
     plan p = {fq, fids, ctx, (nbits + 63) / 64};
     return plan_filter(&p, f);
 }
+
+int ny_filter_single_query(const ny_fexpr *f, const struct ny_path **path, ny_fquery *q)
+{
+    if (!f || f->must.n != 1 || f->has_should || f->must_not.n || f->has_min) return 0;
+    const cond *c = f->must.v[0];
+    if (c->kind != K_FIELD) return 0;
+    const field_cond *fc = c->u.field;
+    if (fc->has_vc || fc->is_empty >= 0 || fc->is_null >= 0 || fc->n_checks != 1) return 0;
+    const check *k = &fc->checks[0];
+    memset(q, 0, sizeof *q);
+    switch (k->kind) {
+    case CK_VALUE_STR:
+        q->kind = NY_FQ_STR;
+        q->s = k->u.str.s;
+        q->len = k->u.str.len;
+        break;
+    case CK_VALUE_INT:
+        q->kind = NY_FQ_INT;
+        q->i = k->u.i;
+        break;
+    case CK_VALUE_BOOL:
+        q->kind = NY_FQ_BOOL;
+        q->b = k->u.b;
+        break;
+    case CK_RANGE: {
+        unsigned s = k->u.range.set;
+        q->kind = NY_FQ_RANGE;
+        q->lo = -INFINITY;
+        q->hi = INFINITY;
+        if (s & B_GT) q->lo = k->u.range.gt;
+        if ((s & B_GTE) && k->u.range.gte > q->lo) q->lo = k->u.range.gte;
+        if (s & B_LT) q->hi = k->u.range.lt;
+        if ((s & B_LTE) && k->u.range.lte < q->hi) q->hi = k->u.range.lte;
+        break;
+    }
+    default:
+        return 0;
+    }
+    *path = &fc->path;
+    return 1;
+}

@@ -140,6 +140,12 @@ typedef uint64_t *(*ny_fids_fn)(void *ctx, const ny_point_id *ids, size_t n);
  * "must_not" ignored), or NULL when no condition narrows it (then every
  * point is a candidate).  Callers must still evaluate ny_filter_match on
  * each candidate. */
+/* If f is one field condition with one check (match.value or a numeric
+ * range) and nothing else, fills *q and *path (owned by f) and returns 1:
+ * callers can then ask an index how many points it matches before building
+ * any set.  0 otherwise. */
+int ny_filter_single_query(const ny_fexpr *f, const struct ny_path **path, ny_fquery *q);
+
 uint64_t *ny_filter_candidates(const ny_fexpr *f, size_t nbits, ny_fq_fn fq, ny_fids_fn fids, void *ctx);
 
 #endif

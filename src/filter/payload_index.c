@@ -617,3 +617,43 @@ uint64_t *ny_pindex_candidates(const ny_pindex *px, const ny_fexpr *f, size_t nb
     qctx c = {px ? px : &empty, (nbits + 63) / 64, ids, ids_ctx};
     return ny_filter_candidates(f, nbits, fq_cb, fids_cb, &c);
 }
+
+int64_t ny_pindex_count(const ny_pindex *px, const ny_fexpr *f)
+{
+    const ny_path *path;
+    ny_fquery q;
+    if (!px || !ny_filter_single_query(f, &path, &q)) return -1;
+    for (size_t i = 0; i < px->n; i++) {
+        const field *fl = px->f[i];
+        if (fl->broken || !path_eq(&fl->path, path)) continue;
+        int numeric = fl->type == T_INTEGER || fl->type == T_FLOAT;
+        double lo = q.lo, hi = q.hi;
+        const kent *e = NULL;
+        switch (q.kind) {
+        case NY_FQ_STR:
+            if (fl->type != T_KEYWORD && fl->type != T_UUID) continue;
+            e = tab_find(fl, str_key(q.s, q.len));
+            return e ? (int64_t)roaring_bitmap_get_cardinality(e->bm) : 0;
+        case NY_FQ_BOOL:
+            if (fl->type != T_BOOL) continue;
+            e = tab_find(fl, q.b ? 1 : 2);
+            return e ? (int64_t)roaring_bitmap_get_cardinality(e->bm) : 0;
+        case NY_FQ_INT:
+            lo = hi = (double)q.i;
+            /* fall through */
+        case NY_FQ_RANGE: {
+            if (!numeric) continue;
+            if (lo > hi) return 0;
+            size_t a = lower_bound(fl->nv, fl->nsorted, lo);
+            size_t b = lower_bound(fl->nv, fl->nsorted, hi);
+            while (b < fl->nsorted && fl->nv[b] <= hi) b++;
+            int64_t n = (int64_t)(b - a);
+            for (size_t j = fl->nsorted; j < fl->nnum; j++) n += fl->nv[j] >= lo && fl->nv[j] <= hi;
+            return n;
+        }
+        default:
+            return -1;
+        }
+    }
+    return -1;
+}

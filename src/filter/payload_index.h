@@ -52,6 +52,11 @@ int ny_pindex_update_field(ny_pindex *px, const char *field, uint32_t vid, const
  * NULL when the indexes cannot narrow f.  ids: has_id resolver (may be
  * NULL). */
 uint64_t *ny_pindex_candidates(const ny_pindex *px, const ny_fexpr *f, size_t nbits, ny_fids_fn ids, void *ids_ctx);
+/* For a filter that is one indexed match.value or range condition: the
+ * number of index entries it selects (an upper bound on the matches, as
+ * it may count stale numeric entries and points with several values),
+ * without building a set.  -1 for other filters. */
+int64_t ny_pindex_count(const ny_pindex *px, const ny_fexpr *f);
 /* 1 if field has a keyword index marked is_tenant. */
 int ny_pindex_is_tenant(const ny_pindex *px, const char *field);
 
