@@ -5,6 +5,7 @@ Python: the embedded and served Nearly share one on-disk format."""
 import json
 import os
 import subprocess
+import threading
 import urllib.request
 
 import numpy as np
@@ -28,8 +29,11 @@ pytestmark = pytest.mark.skipif(not has_serve(), reason="build/nearly has no ser
 
 class Server:
     def __init__(self, data_dir):
+        # The server is the normal build: drop sanitizer preloads that a
+        # sanitized run of these tests may have set for the module.
+        env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS")}
         self.proc = subprocess.Popen([NEARLY, "serve", "--data-dir", str(data_dir), "--port", "0"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
         self.port = None
         for line in self.proc.stderr:
             try:
@@ -42,6 +46,9 @@ class Server:
         if self.port is None:
             self.stop()
             raise RuntimeError("nearly serve did not start")
+        # keep draining the log so that the server never blocks on a full pipe
+        self.drain = threading.Thread(target=lambda: [None for _ in self.proc.stderr], daemon=True)
+        self.drain.start()
 
     def call(self, method, path, body=None):
         req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method,
@@ -53,8 +60,14 @@ class Server:
     def stop(self):
         self.proc.terminate()
         try:
-            self.proc.wait(timeout=30)
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
         finally:
+            if getattr(self, "drain", None):
+                self.drain.join(timeout=10)
             self.proc.stderr.close()
 
 
