@@ -28,7 +28,7 @@ endif
 WARN = -Wall -Wextra -Werror -Wno-unused-parameter
 CFLAGS ?= $(OPT) -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -pthread $(WARN) $(CFLAGS) $(SANFLAGS) -Iinclude -Isrc
-LDLIBS = -pthread -lm -lxxhash -ljansson
+LDLIBS = -pthread -lm -lxxhash -ljansson -lroaring
 SERVER_LDLIBS = -lmicrohttpd
 
 LIB_DIRS = common distance quant index storage filter collection

@@ -169,6 +169,12 @@ int ny_hnsw_search(const ny_hnsw *h, const float *query, size_t k, size_t ef,
 int ny_hnsw_search_exact(const ny_hnsw *h, const float *query, size_t k,
                          const ny_filter *filter, uint32_t *ids, float *dists);
 /* Batch of nq queries with `threads` threads; output as ny_exact_search. */
+/* Exact top-k over the listed external ids only (ids not in the index or
+ * deleted are skipped; filter applies on top).  Used by filtered search
+ * when a payload index narrows the candidates to a few. */
+int ny_hnsw_search_exact_ids(const ny_hnsw *h, const float *query, size_t k,
+                             const uint32_t *cand, size_t ncand,
+                             const ny_filter *filter, uint32_t *ids, float *dists);
 int ny_hnsw_search_batch(const ny_hnsw *h, const float *queries, size_t nq,
                          size_t k, size_t ef, const ny_filter *filter,
                          int threads, uint32_t *ids, float *dists);

@@ -81,6 +81,7 @@ struct ny_collection {
     size_t hcap;
     size_t count;
 
+    struct ny_pindex *pidx;    /* payload indexes (coll_index.c) */
     /* Vectors replayed from the log at open and not yet in the index (a
      * background thread indexes them; searches scan them exactly).
      * Changed under rw exclusive; drained under wmu. */

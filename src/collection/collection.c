@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "collection/coll.h"
+#include "collection/coll_index.h"
 #include "filter/filter.h"
 #include "storage/fileio.h"
 
@@ -178,6 +179,7 @@ int ny_coll_map_put(ny_collection *c, const ny_point_id *id, uint32_t vid, json_
     ny_coll_norm_id(&c->ids[vid], id);
     c->live[vid] = 1;
     c->payloads[vid] = payload;
+    ny_coll_index_set(c, vid, payload);
     htab_insert(c, vid);
     c->count++;
     if (vid >= c->nvid) c->nvid = vid + 1;
@@ -490,6 +492,7 @@ static int apply_points(ny_collection *c, size_t n, const ny_point_id *ids, cons
                 json_decref(c->payloads[o]);
             }
             c->payloads[o] = NULL;
+            ny_coll_index_set(c, o, NULL);
             htab_remove(c, o);
             c->live[o] = 0;
             c->count--;
@@ -536,6 +539,7 @@ static int apply_delete(ny_collection *c, size_t n, const ny_point_id *ids, size
         c->live[v] = 0;
         json_decref(c->payloads[v]);
         c->payloads[v] = NULL;
+        ny_coll_index_set(c, v, NULL);
         c->count--;
         vids[m++] = v;
     }
@@ -583,6 +587,7 @@ static void apply_payload_one(ny_collection *c, uint32_t v, const payload_op *op
         json_decref(c->payloads[v]);
         c->payloads[v] = NULL;
     }
+    ny_coll_index_set(c, v, c->payloads[v]);
 }
 
 static int apply_payload(ny_collection *c, size_t n, const ny_point_id *ids, const payload_op *op)
@@ -1294,8 +1299,10 @@ int ny_collection_count(ny_collection *c, const char *filter_json, size_t *out)
     if ((rc = compile_filter(c, filter_json, &f)) != NY_OK) return rc;
     pthread_rwlock_rdlock(&c->rw);
     size_t n = 0;
+    int planned = 0;
     if (!f) n = c->count;
-    else
+    else n = ny_coll_index_count(c, f, &planned);
+    if (f && !planned)
         for (uint32_t v = 0; v < c->nvid; v++)
             if (c->live[v] && ny_filter_match(f, &c->ids[v], c->payloads[v])) n++;
     pthread_rwlock_unlock(&c->rw);
@@ -1389,21 +1396,26 @@ int ny_collection_search(ny_collection *c, const ny_search_params *p, ny_records
     int exact = p->exact || cfg_m == 0;
     size_t fst_vectors = fst_kb * 1024 / (c->dim * sizeof(float));
     size_t est = c->count;
-    if (f) {
-        est = estimate_matches(c, f);
-        if (est <= fst_vectors) exact = 1;
-    } else if (c->count <= fst_vectors / 4) {
-        exact = 1;
-    }
-    int got;
-    if (exact) {
-        got = ny_hnsw_search_exact(c->index, q, k, &flt, ids, dists);
-    } else {
-        got = ny_hnsw_search(c->index, q, k, p->hnsw_ef, &flt, ids, dists);
-        /* A restrictive filter can starve the graph walk: fall back to a
-         * scan when it found fewer results than there are matches. */
-        if (got >= 0 && (size_t)got < k && f && est > (size_t)got)
+    int planned = 0, got = 0;
+    /* With payload indexes that narrow f, the planner in coll_index.c picks
+     * the plan; otherwise estimate by sampling and choose here. */
+    if (f) got = ny_coll_index_search(c, f, q, k, p->hnsw_ef, exact, fst_vectors, cfg_m, ids, dists, &planned);
+    if (!planned) {
+        if (f) {
+            est = estimate_matches(c, f);
+            if (est <= fst_vectors) exact = 1;
+        } else if (c->count <= fst_vectors / 4) {
+            exact = 1;
+        }
+        if (exact) {
             got = ny_hnsw_search_exact(c->index, q, k, &flt, ids, dists);
+        } else {
+            got = ny_hnsw_search(c->index, q, k, p->hnsw_ef, &flt, ids, dists);
+            /* A restrictive filter can starve the graph walk: fall back to a
+             * scan when it found fewer results than there are matches. */
+            if (got >= 0 && (size_t)got < k && f && est > (size_t)got)
+                got = ny_hnsw_search_exact(c->index, q, k, &flt, ids, dists);
+        }
     }
     if (got < 0) rc = got;
     /* Vectors not indexed yet (recovered from the log, being indexed in
@@ -1586,7 +1598,10 @@ int ny_collection_create_payload_index(ny_collection *c, const char *field, cons
         else json_object_del(schema, field);
     }
     json_decref(old);
+    json_t *built = rc == NY_OK ? json_deep_copy(entry) : NULL;
     pthread_mutex_unlock(&c->cfg_mu);
+    if (rc == NY_OK) rc = built ? ny_coll_index_build(c, field, built) : ny_error(NY_ENOMEM, "out of memory");
+    json_decref(built);
     return rc;
 }
 
@@ -1607,6 +1622,7 @@ int ny_collection_delete_payload_index(ny_collection *c, const char *field, int 
     }
     json_decref(old);
     pthread_mutex_unlock(&c->cfg_mu);
+    if (rc == NY_OK) ny_coll_index_drop(c, field);
     return rc;
 }
 
@@ -1634,6 +1650,7 @@ static void coll_free(ny_collection *c)
     stop_indexer(c);
     if (c->wal) ny_wal_close(c->wal);
     ny_hnsw_free(c->index);
+    ny_coll_index_free(c);
     for (uint32_t v = 0; v < c->nvid; v++) json_decref(c->payloads[v]);
     free(c->ids);
     free(c->payloads);
@@ -1682,7 +1699,8 @@ int ny_coll_open(struct ny_db *db, const char *name, const char *dir, ny_collect
     if (rc == NY_OK) {
         c->dim = c->cfg.dim;
         c->metric = c->cfg.metric;
-        rc = ny_persist_load(c);
+        rc = ny_coll_index_init(c);
+        if (rc == NY_OK) rc = ny_persist_load(c);
     }
     if (rc == NY_OK) {
         char wdir[4096];

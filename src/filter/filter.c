@@ -46,11 +46,8 @@ enum {
 enum { B_LT = 1, B_GT = 2, B_LTE = 4, B_GTE = 8 };
 
 /* Full-text index parameters of a key (see text_index_of). */
-enum { TOK_WORD, TOK_WHITESPACE, TOK_PREFIX };
-typedef struct tparams {
-    int tokenizer, lowercase;
-    size_t min_len, max_len; /* 0: no limit */
-} tparams;
+enum { TOK_WORD = NY_TOK_WORD, TOK_WHITESPACE = NY_TOK_WHITESPACE, TOK_PREFIX = NY_TOK_PREFIX };
+typedef ny_ftparams tparams;
 
 typedef struct check {
     int kind;
@@ -514,7 +511,11 @@ static int text_index_of(cctx *c, const char *key, tparams *tp)
     if (!c->schema) return 0;
     char full[1024];
     snprintf(full, sizeof full, "%s%s", c->prefix, key);
-    const json_t *v = json_object_get(c->schema, full);
+    return ny_ft_params(json_object_get(c->schema, full), tp);
+}
+
+int ny_ft_params(const json_t *v, ny_ftparams *tp)
+{
     const json_t *params = NULL;
     if (json_is_string(v)) {
         if (strcmp(json_string_value(v), "text") != 0) return 0;
@@ -1608,4 +1609,290 @@ int ny_filter_match(const ny_fexpr *f, const ny_point_id *id, const json_t *payl
     if (!f) return 1;
     if (payload && !json_is_object(payload)) payload = NULL;
     return eval_filter(f, id, payload);
+}
+
+/* ===== Index support ===================================================== */
+
+int ny_ft_tokens(const ny_ftparams *tp, const char *s, size_t len,
+                 int (*fn)(const char *tok, size_t len, void *ctx), void *ctx)
+{
+    size_t pos = 0, tl;
+    const char *t;
+    char buf[256];
+    while (next_tok(tp, s, len, &pos, &t, &tl)) {
+        if (tl > 255) tl = 255;
+        for (size_t i = 0; i < tl; i++) buf[i] = tp->lowercase ? (char)lower((unsigned char)t[i]) : t[i];
+        int r = fn(buf, tl, ctx);
+        if (r) return r;
+    }
+    return 0;
+}
+
+typedef struct plan {
+    ny_fq_fn fq;
+    ny_fids_fn fids;
+    void *ctx;
+    size_t nw;
+} plan;
+
+static uint64_t *plan_filter(const plan *p, const ny_fexpr *f);
+
+static void bm_free(uint64_t *b) { free(b); }
+
+static uint64_t *bm_empty(const plan *p) { return calloc(p->nw ? p->nw : 1, sizeof(uint64_t)); }
+
+static int bm_is_empty(const plan *p, const uint64_t *b)
+{
+    for (size_t i = 0; i < p->nw; i++)
+        if (b[i]) return 0;
+    return 1;
+}
+
+/* acc |= b (both may be NULL = unknown/everything); consumes b. */
+static uint64_t *bm_or(const plan *p, uint64_t *acc, uint64_t *b, int *unknown)
+{
+    if (!b) {
+        *unknown = 1;
+        bm_free(acc);
+        return NULL;
+    }
+    if (*unknown) {
+        bm_free(b);
+        return NULL;
+    }
+    if (!acc) return b;
+    for (size_t i = 0; i < p->nw; i++) acc[i] |= b[i];
+    bm_free(b);
+    return acc;
+}
+
+/* acc &= b where NULL means everything; consumes b. */
+static uint64_t *bm_and(const plan *p, uint64_t *acc, uint64_t *b)
+{
+    if (!b) return acc;
+    if (!acc) return b;
+    for (size_t i = 0; i < p->nw; i++) acc[i] &= b[i];
+    bm_free(b);
+    return acc;
+}
+
+static double dt_sec(ny_dt t) { return (double)t.sec + (double)t.nsec * 1e-9; }
+
+static uint64_t *plan_check(const plan *p, const ny_path *path, const check *k)
+{
+    ny_fquery q;
+    memset(&q, 0, sizeof q);
+    uint64_t *acc = NULL;
+    int unknown = 0;
+    switch (k->kind) {
+    case CK_VALUE_STR:
+        q.kind = NY_FQ_STR;
+        q.s = k->u.str.s;
+        q.len = k->u.str.len;
+        return p->fq(p->ctx, path, &q);
+    case CK_VALUE_INT:
+        q.kind = NY_FQ_INT;
+        q.i = k->u.i;
+        return p->fq(p->ctx, path, &q);
+    case CK_VALUE_BOOL:
+        q.kind = NY_FQ_BOOL;
+        q.b = k->u.b;
+        return p->fq(p->ctx, path, &q);
+    case CK_ANY_STR:
+        if (!k->u.strs.n) return bm_empty(p);
+        q.kind = NY_FQ_STR;
+        for (size_t i = 0; i < k->u.strs.n && !unknown; i++) {
+            q.s = k->u.strs.v[i].s;
+            q.len = k->u.strs.v[i].len;
+            acc = bm_or(p, acc, p->fq(p->ctx, path, &q), &unknown);
+        }
+        return acc;
+    case CK_ANY_INT:
+        if (!k->u.ints.n) return bm_empty(p);
+        q.kind = NY_FQ_INT;
+        for (size_t i = 0; i < k->u.ints.n && !unknown; i++) {
+            q.i = k->u.ints.v[i];
+            acc = bm_or(p, acc, p->fq(p->ctx, path, &q), &unknown);
+        }
+        return acc;
+    case CK_FT_ALL:
+    case CK_FT_PHRASE:
+    case CK_FT_ANY:
+        if (!k->u.ft.n) return bm_empty(p); /* matches nothing */
+        if (k->u.ft.tp.tokenizer == TOK_PREFIX) return NULL;
+        q.kind = NY_FQ_TOKEN;
+        q.tp = k->u.ft.tp;
+        for (size_t i = 0; i < k->u.ft.n && !unknown; i++) {
+            q.s = k->u.ft.v[i].s;
+            q.len = k->u.ft.v[i].len;
+            uint64_t *b = p->fq(p->ctx, path, &q);
+            if (k->kind == CK_FT_ANY) {
+                acc = bm_or(p, acc, b, &unknown);
+            } else {
+                if (!b) { /* unknown: everything */
+                    bm_free(acc);
+                    return NULL;
+                }
+                acc = bm_and(p, acc, b);
+            }
+        }
+        return acc;
+    case CK_RANGE: {
+        unsigned s = k->u.range.set;
+        q.kind = NY_FQ_RANGE;
+        q.lo = -INFINITY;
+        q.hi = INFINITY;
+        if (s & B_GT) q.lo = k->u.range.gt;
+        if ((s & B_GTE) && k->u.range.gte > q.lo) q.lo = k->u.range.gte;
+        if (s & B_LT) q.hi = k->u.range.lt;
+        if ((s & B_LTE) && k->u.range.lte < q.hi) q.hi = k->u.range.lte;
+        if (q.lo > q.hi) return bm_empty(p);
+        return p->fq(p->ctx, path, &q);
+    }
+    case CK_DT_RANGE: {
+        unsigned s = k->u.dt.set;
+        q.kind = NY_FQ_DTRANGE;
+        q.lo = -INFINITY;
+        q.hi = INFINITY;
+        if (s & B_GT) q.lo = dt_sec(k->u.dt.gt);
+        if ((s & B_GTE) && dt_sec(k->u.dt.gte) > q.lo) q.lo = dt_sec(k->u.dt.gte);
+        if (s & B_LT) q.hi = dt_sec(k->u.dt.lt);
+        if ((s & B_LTE) && dt_sec(k->u.dt.lte) < q.hi) q.hi = dt_sec(k->u.dt.lte);
+        if (q.lo > q.hi) return bm_empty(p);
+        return p->fq(p->ctx, path, &q);
+    }
+    case CK_GEO_BOX:
+        if (k->u.box.left > k->u.box.right) return NULL; /* crosses the antimeridian */
+        q.kind = NY_FQ_GEO;
+        q.lon_lo = k->u.box.left;
+        q.lon_hi = k->u.box.right;
+        q.lat_lo = k->u.box.bottom;
+        q.lat_hi = k->u.box.top;
+        if (q.lat_lo > q.lat_hi) return bm_empty(p);
+        return p->fq(p->ctx, path, &q);
+    case CK_GEO_RADIUS: {
+        /* Bounding box of the spherical cap (haversine distance < radius). */
+        double r = k->u.circle.radius;
+        if (!(r > 0)) return bm_empty(p);
+        double d = r / NY_EARTH_RADIUS_M, lat = k->u.circle.lat * M_PI / 180;
+        double dlat = d * 180 / M_PI * (1 + 1e-9) + 1e-9;
+        if (fabs(lat) + d >= M_PI / 2 - 1e-6) return NULL; /* reaches a pole */
+        double dlon = asin(fmin(1.0, sin(d) / cos(lat))) * 180 / M_PI * (1 + 1e-9) + 1e-9;
+        q.kind = NY_FQ_GEO;
+        q.lon_lo = k->u.circle.lon - dlon;
+        q.lon_hi = k->u.circle.lon + dlon;
+        if (q.lon_lo < -180 || q.lon_hi > 180) return NULL;
+        q.lat_lo = k->u.circle.lat - dlat;
+        q.lat_hi = k->u.circle.lat + dlat;
+        return p->fq(p->ctx, path, &q);
+    }
+    case CK_GEO_POLY: {
+        const ny_ring *r = &k->u.poly.rings[0];
+        if (!r->n) return bm_empty(p);
+        q.kind = NY_FQ_GEO;
+        q.lon_lo = q.lon_hi = r->lon[0];
+        q.lat_lo = q.lat_hi = r->lat[0];
+        for (size_t i = 1; i < r->n; i++) {
+            q.lon_lo = fmin(q.lon_lo, r->lon[i]);
+            q.lon_hi = fmax(q.lon_hi, r->lon[i]);
+            q.lat_lo = fmin(q.lat_lo, r->lat[i]);
+            q.lat_hi = fmax(q.lat_hi, r->lat[i]);
+        }
+        return p->fq(p->ctx, path, &q);
+    }
+    default: /* substring text, prefix, except: not served by an index */
+        return NULL;
+    }
+}
+
+static uint64_t *plan_cond(const plan *p, const cond *c)
+{
+    switch (c->kind) {
+    case K_FILTER:
+        return plan_filter(p, c->u.filter);
+    case K_FIELD: {
+        const field_cond *fc = c->u.field;
+        if (fc->has_vc || fc->is_empty >= 0 || fc->is_null >= 0 || !fc->n_checks) return NULL;
+        uint64_t *acc = NULL;
+        int unknown = 0;
+        for (size_t i = 0; i < fc->n_checks && !unknown; i++)
+            acc = bm_or(p, acc, plan_check(p, &fc->path, &fc->checks[i]), &unknown);
+        return acc;
+    }
+    case K_HAS_ID:
+        return p->fids ? p->fids(p->ctx, c->u.ids.v, c->u.ids.n) : NULL;
+    default:
+        return NULL;
+    }
+}
+
+static uint64_t *plan_filter(const plan *p, const ny_fexpr *f)
+{
+    uint64_t *acc = NULL;
+    for (size_t i = 0; i < f->must.n; i++) {
+        acc = bm_and(p, acc, plan_cond(p, f->must.v[i]));
+        if (acc && bm_is_empty(p, acc)) return acc;
+    }
+    if (f->has_should) {
+        uint64_t *u = f->should.n ? NULL : bm_empty(p);
+        int unknown = 0;
+        for (size_t i = 0; i < f->should.n && !unknown; i++) u = bm_or(p, u, plan_cond(p, f->should.v[i]), &unknown);
+        acc = bm_and(p, acc, u);
+    }
+    if (f->has_min && f->min_count >= 1) {
+        uint64_t *u = f->min_should.n ? NULL : bm_empty(p);
+        int unknown = 0;
+        for (size_t i = 0; i < f->min_should.n && !unknown; i++)
+            u = bm_or(p, u, plan_cond(p, f->min_should.v[i]), &unknown);
+        acc = bm_and(p, acc, u);
+    }
+    return acc;
+}
+
+uint64_t *ny_filter_candidates(const ny_fexpr *f, size_t nbits, ny_fq_fn fq, ny_fids_fn fids, void *ctx)
+{
+    if (!f || !fq) return NULL;
+    plan p = {fq, fids, ctx, (nbits + 63) / 64};
+    return plan_filter(&p, f);
+}
+
+int ny_filter_single_query(const ny_fexpr *f, const struct ny_path **path, ny_fquery *q)
+{
+    if (!f || f->must.n != 1 || f->has_should || f->must_not.n || f->has_min) return 0;
+    const cond *c = f->must.v[0];
+    if (c->kind != K_FIELD) return 0;
+    const field_cond *fc = c->u.field;
+    if (fc->has_vc || fc->is_empty >= 0 || fc->is_null >= 0 || fc->n_checks != 1) return 0;
+    const check *k = &fc->checks[0];
+    memset(q, 0, sizeof *q);
+    switch (k->kind) {
+    case CK_VALUE_STR:
+        q->kind = NY_FQ_STR;
+        q->s = k->u.str.s;
+        q->len = k->u.str.len;
+        break;
+    case CK_VALUE_INT:
+        q->kind = NY_FQ_INT;
+        q->i = k->u.i;
+        break;
+    case CK_VALUE_BOOL:
+        q->kind = NY_FQ_BOOL;
+        q->b = k->u.b;
+        break;
+    case CK_RANGE: {
+        unsigned s = k->u.range.set;
+        q->kind = NY_FQ_RANGE;
+        q->lo = -INFINITY;
+        q->hi = INFINITY;
+        if (s & B_GT) q->lo = k->u.range.gt;
+        if ((s & B_GTE) && k->u.range.gte > q->lo) q->lo = k->u.range.gte;
+        if (s & B_LT) q->hi = k->u.range.lt;
+        if ((s & B_LTE) && k->u.range.lte < q->hi) q->hi = k->u.range.lte;
+        break;
+    }
+    default:
+        return 0;
+    }
+    *path = &fc->path;
+    return 1;
 }

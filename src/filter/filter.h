@@ -8,8 +8,11 @@
 #define NY_FILTER_H
 
 #include <jansson.h>
+#include <stdint.h>
 
 #include "nearly.h"
+
+struct ny_path;
 
 typedef struct ny_fexpr ny_fexpr;
 
@@ -87,5 +90,62 @@ json_t *ny_payload_select(const json_t *payload, const json_t *selector);
  * removed, or NY_EINVAL on a bad path. */
 int ny_payload_set(json_t *payload, const char *path, const json_t *src);
 int ny_payload_delete(json_t *payload, const char *path);
+
+/* ===== Index support (src/filter/payload_index.c) ======================== */
+
+/* Full-text tokenizer parameters of a text index. */
+enum { NY_TOK_WORD, NY_TOK_WHITESPACE, NY_TOK_PREFIX };
+typedef struct ny_ftparams {
+    int tokenizer, lowercase;
+    size_t min_len, max_len; /* 0: no limit */
+} ny_ftparams;
+
+/* Reads the tokenizer parameters of a payload-schema entry ("text",
+ * {"type": "text", ...} or {"data_type": "text", "params": {...}}).
+ * Returns 1 for a text entry, 0 otherwise. */
+int ny_ft_params(const json_t *entry, ny_ftparams *tp);
+/* Calls fn for each token of s[0..len) as the filter sees them (lowercased
+ * when tp->lowercase), until fn returns non-zero; returns that value or 0.
+ * Tokens longer than 255 bytes are passed truncated to their first 255. */
+int ny_ft_tokens(const ny_ftparams *tp, const char *s, size_t len,
+                 int (*fn)(const char *tok, size_t len, void *ctx), void *ctx);
+
+/* One index lookup asked for by ny_filter_candidates: the ids of points
+ * having, at `path`, some value that may satisfy it.  Bounds are inclusive
+ * (a superset of what the strict check accepts). */
+enum { NY_FQ_STR, NY_FQ_INT, NY_FQ_BOOL, NY_FQ_RANGE, NY_FQ_DTRANGE, NY_FQ_TOKEN, NY_FQ_GEO };
+typedef struct ny_fquery {
+    int kind;
+    const char *s;        /* STR, TOKEN (query tokens are already lowercased if tp.lowercase) */
+    size_t len;
+    long long i;          /* INT */
+    int b;                /* BOOL */
+    double lo, hi;        /* RANGE; DTRANGE in seconds since the epoch; +-inf when open */
+    double lon_lo, lon_hi, lat_lo, lat_hi; /* GEO: bounding box in degrees, lon_lo <= lon_hi */
+    ny_ftparams tp;       /* TOKEN */
+} ny_fquery;
+
+/* Id sets exchanged while planning are dense bitsets of nw = (nbits + 63) /
+ * 64 words (bit i of word i / 64 = vector id i), malloc'd; NULL means
+ * "unknown" (every id).  Dense sets make AND/OR a word loop and membership a
+ * bit test; the indexes themselves keep CRoaring bitmaps. */
+/* Returns a new set or NULL when the lookup cannot be answered (no index on
+ * that path, or of the wrong type). */
+typedef uint64_t *(*ny_fq_fn)(void *ctx, const struct ny_path *path, const ny_fquery *q);
+/* Vector ids of the listed point ids (has_id); NULL if unknown. */
+typedef uint64_t *(*ny_fids_fn)(void *ctx, const ny_point_id *ids, size_t n);
+
+/* A superset of the vector ids (< nbits) whose point can match f, built
+ * from index lookups (AND over "must", OR over "should" and "min_should",
+ * "must_not" ignored), or NULL when no condition narrows it (then every
+ * point is a candidate).  Callers must still evaluate ny_filter_match on
+ * each candidate. */
+/* If f is one field condition with one check (match.value or a numeric
+ * range) and nothing else, fills *q and *path (owned by f) and returns 1:
+ * callers can then ask an index how many points it matches before building
+ * any set.  0 otherwise. */
+int ny_filter_single_query(const ny_fexpr *f, const struct ny_path **path, ny_fquery *q);
+
+uint64_t *ny_filter_candidates(const ny_fexpr *f, size_t nbits, ny_fq_fn fq, ny_fids_fn fids, void *ctx);
 
 #endif

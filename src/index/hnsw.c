@@ -2006,3 +2006,38 @@ fail:
     ny_hnsw_free(h);
     return rc;
 }
+
+int ny_hnsw_search_exact_ids(const ny_hnsw *h, const float *query, size_t k, const uint32_t *cand, size_t ncand,
+                             const ny_filter *filter, uint32_t *ids, float *dists)
+{
+    if (!h || !query || (k && !ids) || (ncand && !cand))
+        return ny_error(NY_EINVAL, "hnsw_search_exact_ids: NULL argument");
+    if (!ny_all_finite(query, h->dim))
+        return ny_error(NY_EINVAL, "hnsw_search_exact_ids: query has a NaN or infinite component");
+    if (k == 0 || ncand == 0) return 0;
+    if (k > ncand) k = ncand;
+    scratch *s = scratch_get();
+    if (!s) return ny_error(NY_ENOMEM, "hnsw_search_exact_ids: out of memory");
+    int rc;
+    if ((rc = GROW(s, q, h->dimp + 16)) || (rc = GROW(s, res, k + 1))) {
+        scratch_put(s);
+        return rc;
+    }
+    int slot = rd_enter(h);
+    prepare_query(h, s, query);
+    ny_dist_fn df = h->df;
+    size_t n = 0;
+    for (size_t j = 0; j < ncand; j++) {
+        uint32_t v = e2i_get(h, cand[j]);
+        if (!v || !is_live(h, v - 1) || !filter_allows(filter, cand[j])) continue;
+        float d = df(s->q, vec_of(h, v - 1), h->dimp);
+        if (n < k || d < s->res[n - 1].d) pool_insert(s->res, &n, k, d, v - 1);
+    }
+    for (size_t j = 0; j < n; j++) {
+        ids[j] = h->i2e[s->res[j].id];
+        if (dists) dists[j] = s->res[j].d;
+    }
+    rd_exit(h, slot);
+    scratch_put(s);
+    return (int)n;
+}

@@ -1,0 +1,307 @@
+/*
+ * coll_index.c -- payload indexes of a collection and the filter-aware
+ * search planner (see docs/filters.md, "Payload indexes and the planner").
+ *
+ * Plans for a filtered search, chosen from the candidate bitmap that the
+ * indexes give for the filter (a superset of the matches):
+ *   - no index narrows the filter: the caller's own plan (sampling estimate,
+ *     then exact scan or HNSW with the filter callback);
+ *   - params.exact, or few candidates (<= full_scan_threshold vectors):
+ *     exact distances over the candidates only, each re-checked with the
+ *     filter;
+ *   - otherwise HNSW restricted to the candidates: the walk goes through
+ *     every node (so the graph stays connected) but only candidates that
+ *     pass the filter become results; ef grows as the candidate share
+ *     shrinks.  If the walk finds fewer than k results while more exist,
+ *     the candidates are scanned exactly.
+ */
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "collection/coll.h"
+#include "collection/coll_index.h"
+#include "filter/payload_index.h"
+
+static _Atomic uint64_t st_exact, st_hnsw, st_fallback, st_unplanned, st_recheck;
+
+void ny_coll_plan_stats(ny_plan_stats *out)
+{
+    out->exact_plans = atomic_load(&st_exact);
+    out->hnsw_plans = atomic_load(&st_hnsw);
+    out->fallbacks = atomic_load(&st_fallback);
+    out->unplanned = atomic_load(&st_unplanned);
+    out->rechecks = atomic_load(&st_recheck);
+}
+
+int ny_coll_index_init(ny_collection *c)
+{
+    int rc = ny_pindex_new(&c->pidx);
+    if (rc != NY_OK) return rc;
+    pthread_mutex_lock(&c->cfg_mu);
+    json_t *schema = json_object_get(c->cfg.root, "payload_schema");
+    const char *field;
+    json_t *e;
+    json_object_foreach(schema, field, e) {
+        if ((rc = ny_pindex_add_field(c->pidx, field, e)) != NY_OK) break;
+    }
+    pthread_mutex_unlock(&c->cfg_mu);
+    return rc;
+}
+
+void ny_coll_index_free(ny_collection *c)
+{
+    ny_pindex_free(c->pidx);
+    c->pidx = NULL;
+}
+
+void ny_coll_index_set(ny_collection *c, uint32_t vid, const json_t *payload)
+{
+    /* On allocation failure the index disables itself: results stay
+     * correct (the planner stops using it), searches get slower. */
+    if (c->pidx) (void)ny_pindex_update(c->pidx, vid, payload);
+}
+
+int ny_coll_index_build(ny_collection *c, const char *field, const json_t *entry)
+{
+    if (!c->pidx) return NY_OK;
+    pthread_mutex_lock(&c->wmu);
+    pthread_rwlock_wrlock(&c->rw);
+    int rc = ny_pindex_add_field(c->pidx, field, entry);
+    for (uint32_t v = 0; rc == NY_OK && v < c->nvid; v++)
+        if (c->live[v] && c->payloads[v]) rc = ny_pindex_update_field(c->pidx, field, v, c->payloads[v]);
+    pthread_rwlock_unlock(&c->rw);
+    pthread_mutex_unlock(&c->wmu);
+    return rc;
+}
+
+void ny_coll_index_drop(ny_collection *c, const char *field)
+{
+    if (!c->pidx) return;
+    pthread_mutex_lock(&c->wmu);
+    pthread_rwlock_wrlock(&c->rw);
+    ny_pindex_drop_field(c->pidx, field);
+    pthread_rwlock_unlock(&c->rw);
+    pthread_mutex_unlock(&c->wmu);
+}
+
+static uint64_t *ids_cb(void *ctx, const ny_point_id *ids, size_t n)
+{
+    ny_collection *c = ctx;
+    size_t nw = ((size_t)c->nvid + 63) / 64;
+    uint64_t *w = calloc(nw ? nw : 1, sizeof *w);
+    if (!w) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t v = ny_coll_lookup(c, &ids[i]);
+        if (v != NY_VID_NONE && v < c->nvid) w[v >> 6] |= 1ull << (v & 63);
+    }
+    return w;
+}
+
+typedef struct pctx {
+    ny_collection *c;
+    const ny_fexpr *f;
+    const uint64_t *cand;
+} pctx;
+
+static inline int in_set(const uint64_t *w, uint32_t nvid, uint32_t v)
+{
+    return v < nvid && ((w[v >> 6] >> (v & 63)) & 1);
+}
+
+static int check_cb(uint32_t vid, void *ctx)
+{
+    pctx *p = ctx;
+    ny_collection *c = p->c;
+    if (vid >= c->nvid || !c->live[vid]) return 0;
+    return ny_filter_match(p->f, &c->ids[vid], c->payloads[vid]);
+}
+
+static int cand_cb(uint32_t vid, void *ctx)
+{
+    pctx *p = ctx;
+    return in_set(p->cand, p->c->nvid, vid) && check_cb(vid, ctx);
+}
+
+/* Candidate set of f restricted to live points, and its size. */
+static uint64_t *candidates(ny_collection *c, const ny_fexpr *f, uint64_t *count)
+{
+    if (!f || (!ny_pindex_nfields(c->pidx) && !ny_filter_ids(f, &(const ny_point_id *){0}, &(size_t){0})))
+        return NULL;
+    uint64_t *w = ny_pindex_candidates(c->pidx, f, c->nvid, ids_cb, c);
+    if (!w) return NULL;
+    size_t nw = ((size_t)c->nvid + 63) / 64;
+    uint64_t n = 0;
+    if (nw && c->nvid % 64) w[nw - 1] &= (1ull << (c->nvid % 64)) - 1;
+    if (c->count == c->nvid) { /* no free slots: every vid is live */
+        for (size_t i = 0; i < nw; i++) n += (uint64_t)__builtin_popcountll(w[i]);
+        *count = n;
+        return w;
+    }
+    for (size_t i = 0; i < nw; i++) {
+        if (!w[i]) continue;
+        uint64_t live = 0;
+        const uint8_t *l = c->live + i * 64;
+        size_t lim = (size_t)c->nvid - i * 64 < 64 ? (size_t)c->nvid - i * 64 : 64;
+        for (uint64_t x = w[i]; x; x &= x - 1) {
+            unsigned b = (unsigned)__builtin_ctzll(x);
+            if (b < lim && l[b]) live |= 1ull << b;
+        }
+        w[i] = live;
+        n += (uint64_t)__builtin_popcountll(live);
+    }
+    *count = n;
+    return w;
+}
+
+static int exact_over(ny_collection *c, const uint64_t *cand, uint64_t n, pctx *p, const float *q, size_t k,
+                      uint32_t *ids, float *dists)
+{
+    uint32_t *arr = malloc((n ? n : 1) * sizeof *arr);
+    if (!arr) return ny_error(NY_ENOMEM, "out of memory (search candidates)");
+    size_t nw = ((size_t)c->nvid + 63) / 64, j = 0;
+    for (size_t i = 0; i < nw && j < n; i++)
+        for (uint64_t x = cand[i]; x; x &= x - 1) arr[j++] = (uint32_t)(i * 64 + (size_t)__builtin_ctzll(x));
+    ny_filter flt = {.allow = check_cb, .ctx = p};
+    int got = ny_hnsw_search_exact_ids(c->index, q, k, arr, j, &flt, ids, dists);
+    free(arr);
+    return got;
+}
+
+/* Largest candidate count for which the exact plan is chosen.  Exact costs
+ * about n distance computations plus n filter re-checks; a filtered graph
+ * walk costs about ef * M / share node visits (share = n / count) to find
+ * ef allowed ones.  They meet near n = sqrt(ef * M * count); the constant
+ * (measured, docs/BENCHMARKS.md "Filtered search") accounts for the exact
+ * plan's re-check being dearer than a visit.  Never above Qdrant's
+ * full_scan_threshold. */
+static size_t exact_limit(const ny_collection *c, size_t m, size_t ef, size_t fst)
+{
+    if (!m) m = 16;
+    double lim = 0.25 * sqrt((double)(ef ? ef : 64) * (double)m * (double)(c->count ? c->count : 1));
+    if (lim < 256) lim = 256;
+    return (double)fst < lim ? fst : (size_t)lim;
+}
+
+int ny_coll_index_search(ny_collection *c, const ny_fexpr *f, const float *q, size_t k, size_t ef, int exact,
+                         size_t fst, size_t m, uint32_t *ids, float *dists, int *planned)
+{
+    *planned = 0;
+    /* Broad single-condition filters: the index tells how many points it
+     * selects without building a set; post-filter a plain walk and only
+     * fall through to the full plan if too few results survive. */
+    int64_t est = exact || !c->count ? -1 : ny_pindex_count(c->pidx, f);
+    if (est >= 0 && (double)est >= 0.1 * (double)c->count && (uint64_t)est > exact_limit(c, m, ef, fst)) {
+        double share = (double)est / (double)c->count;
+        if (share > 1) share = 1;
+        size_t e = (size_t)ceil(2.0 * (double)k / share);
+        if (e < (ef ? ef : 64)) e = ef ? ef : 64;
+        uint32_t *rid = malloc(e * sizeof *rid);
+        float *rd = malloc(e * sizeof *rd);
+        int got = rid && rd ? ny_hnsw_search(c->index, q, e, e, NULL, rid, rd) : -1;
+        size_t kept = 0;
+        pctx p0 = {c, f, NULL};
+        for (int i = 0; i < got && kept < k; i++)
+            if (check_cb(rid[i], &p0)) {
+                ids[kept] = rid[i];
+                dists[kept++] = rd[i];
+            }
+        free(rid);
+        free(rd);
+        if (got >= 0 && kept == k) {
+            atomic_fetch_add(&st_hnsw, 1);
+            *planned = 1;
+            return (int)kept;
+        }
+    }
+    uint64_t n = 0;
+    uint64_t *cand = candidates(c, f, &n);
+    if (!cand) {
+        atomic_fetch_add(&st_unplanned, 1);
+        return 0;
+    }
+    *planned = 1;
+    pctx p = {c, f, cand};
+    int got;
+    if (n == 0) {
+        got = 0;
+    } else if (exact || n <= exact_limit(c, m, ef, fst)) {
+        atomic_fetch_add(&st_exact, 1);
+        got = exact_over(c, cand, n, &p, q, k, ids, dists);
+    } else {
+        atomic_fetch_add(&st_hnsw, 1);
+        /* The filtered walk counts ef in allowed results, so it already
+         * walks about ef / share nodes; an allowed-result pool as large as
+         * an unfiltered one would push the walk far beyond the query's
+         * neighbourhood (on clustered data, into other clusters).  Scale
+         * it by sqrt(share), keeping at least 2k. */
+        double share = c->count ? (double)n / (double)c->count : 1.0;
+        if (share > 1) share = 1;
+        size_t e = ef ? ef : 64;
+        e = (size_t)((double)e * sqrt(share));
+        if (e < 2 * k) e = 2 * k;
+        /* Most points match: a plain walk for about 2k / share results,
+         * filtered afterwards, is cheaper than the filtered walk (measured,
+         * docs/BENCHMARKS.md); the steps below catch a shortfall. */
+        int post = share >= 0.1;
+        if (post) {
+            e = (size_t)ceil(2.0 * (double)k / share);
+            if (e < (ef ? ef : 64)) e = ef ? ef : 64;
+        }
+        /* Walk with the candidate set alone (a bit test; or with no filter
+         * at all when most points match), then re-check the e results with
+         * the filter; when the set is tight (the usual case: the filter is
+         * answered by the indexes) enough survive.  Otherwise walk again
+         * re-checking every candidate as it is met, and scan exactly as a
+         * last resort. */
+        uint32_t *rid = malloc(e * sizeof *rid);
+        float *rd = malloc(e * sizeof *rd);
+        if (!rid || !rd) {
+            free(rid);
+            free(rd);
+            free(cand);
+            return ny_error(NY_ENOMEM, "out of memory (search)");
+        }
+        ny_filter fb = {.bitmap = cand, .nbits = c->nvid};
+        got = ny_hnsw_search(c->index, q, e, e, post ? NULL : &fb, rid, rd);
+        size_t kept = 0;
+        for (int i = 0; i < got && kept < k; i++)
+            if (in_set(cand, c->nvid, rid[i]) && check_cb(rid[i], &p)) {
+                ids[kept] = rid[i];
+                dists[kept++] = rd[i];
+            }
+        free(rid);
+        free(rd);
+        if (got >= 0 && kept < k && (size_t)got == e) {
+            atomic_fetch_add(&st_recheck, 1);
+            ny_filter flt = {.allow = cand_cb, .ctx = &p};
+            got = ny_hnsw_search(c->index, q, k, e, &flt, ids, dists);
+        } else if (got >= 0) {
+            got = (int)kept;
+        }
+        if (got >= 0 && (size_t)got < k && n > (uint64_t)got) {
+            atomic_fetch_add(&st_fallback, 1);
+            got = exact_over(c, cand, n, &p, q, k, ids, dists);
+        }
+    }
+    free(cand);
+    return got;
+}
+
+size_t ny_coll_index_count(ny_collection *c, const ny_fexpr *f, int *planned)
+{
+    *planned = 0;
+    uint64_t n = 0;
+    uint64_t *cand = candidates(c, f, &n);
+    if (!cand) return 0;
+    *planned = 1;
+    size_t nw = ((size_t)c->nvid + 63) / 64, cnt = 0;
+    for (size_t i = 0; i < nw; i++)
+        for (uint64_t x = cand[i]; x; x &= x - 1) {
+            uint32_t v = (uint32_t)(i * 64 + (size_t)__builtin_ctzll(x));
+            if (ny_filter_match(f, &c->ids[v], c->payloads[v])) cnt++;
+        }
+    free(cand);
+    return cnt;
+}
