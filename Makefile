@@ -84,11 +84,13 @@ setup:
 	@scripts/setup.sh
 
 # The whole suite: unit tests (normal, ASan+UBSan, TSan for concurrency
-# tests) and the language/client suites, ending with one summary line.
+# tests), a clang build (warnings are errors there too) and the
+# language/client suites, ending with one summary line.
 test: setup
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory SAN=asan all
 	@$(MAKE) --no-print-directory SAN=tsan all
+	@if command -v clang >/dev/null; then $(MAKE) --no-print-directory CC=clang BUILD=build-clang all >/dev/null && echo 'clang build: ok'; fi
 	@scripts/run_tests.sh
 
 test-unit: all
