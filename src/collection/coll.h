@@ -81,6 +81,18 @@ struct ny_collection {
     size_t hcap;
     size_t count;
 
+    /* Vectors replayed from the log at open and not yet in the index (a
+     * background thread indexes them; searches scan them exactly).
+     * Changed under rw exclusive; drained under wmu. */
+    uint32_t *pend_idx;        /* [vcap]: position in pend_vid, or NY_VID_NONE */
+    uint32_t *pend_vid;
+    float *pend_vec;           /* npend x dim (normalised for cosine) */
+    size_t npend, pcap;
+    int defer_index;           /* set while replaying */
+    pthread_t indexer;
+    int indexer_started;
+    atomic_int indexer_stop;
+
     uint32_t *sorted;          /* scroll cache */
     size_t nsorted;
     int sorted_valid;
@@ -117,6 +129,9 @@ int ny_persist_snapshot(ny_collection *c, const char *path);
 int ny_persist_extract_snapshot(const char *path, const char *dir);
 /* Background maintenance: checkpoint when the log has grown too much. */
 int ny_persist_maybe_checkpoint(ny_collection *c);
+/* Indexes up to max pending vectors (wmu held).  Returns the number
+ * indexed or an NY_E* code. */
+int ny_coll_pending_drain(ny_collection *c, size_t max);
 /* Writers call this to apply a decoded record (also used by replay). */
 int ny_coll_replay(void *ctx, uint64_t lsn, uint32_t type, const void *body, size_t len);
 

@@ -131,7 +131,10 @@ int ny_coll_map_grow(ny_collection *c, uint32_t need)
     if (np) c->payloads = np;
     uint8_t *nl = realloc(c->live, nc);
     if (nl) c->live = nl;
-    if (!ni || !np || !nl) return ny_error(NY_ENOMEM, "out of memory (point map)");
+    uint32_t *npi = realloc(c->pend_idx, nc * sizeof *npi);
+    if (npi) c->pend_idx = npi;
+    if (!ni || !np || !nl || !npi) return ny_error(NY_ENOMEM, "out of memory (point map)");
+    memset(c->pend_idx + c->vcap, 0xff, (nc - c->vcap) * sizeof *npi);
     memset(c->payloads + c->vcap, 0, (nc - c->vcap) * sizeof *np);
     memset(c->live + c->vcap, 0, nc - c->vcap);
     memset(c->ids + c->vcap, 0, (nc - c->vcap) * sizeof *ni);
@@ -332,11 +335,91 @@ static int vids_alloc(ny_collection *c, size_t m, uint32_t *out)
     return rc;
 }
 
-/* Deletes replaced / removed vector ids from the index and recycles them. */
+/* ---- Pending vectors (replayed, not yet indexed).  rw held exclusively. */
+
+static int pend_add(ny_collection *c, uint32_t vid, const float *vec)
+{
+    if (c->npend == c->pcap) {
+        size_t nc = c->pcap ? c->pcap * 2 : 4096;
+        uint32_t *nv = realloc(c->pend_vid, nc * sizeof *nv);
+        if (nv) c->pend_vid = nv;
+        float *nf = realloc(c->pend_vec, nc * c->dim * sizeof *nf);
+        if (nf) c->pend_vec = nf;
+        if (!nv || !nf) return ny_error(NY_ENOMEM, "out of memory (pending vectors)");
+        c->pcap = nc;
+    }
+    float *dst = c->pend_vec + c->npend * c->dim;
+    memcpy(dst, vec, c->dim * sizeof(float));
+    if (c->metric == NY_COSINE) ny_normalize(dst, c->dim);
+    c->pend_vid[c->npend] = vid;
+    c->pend_idx[vid] = (uint32_t)c->npend;
+    c->npend++;
+    return NY_OK;
+}
+
+static void pend_remove(ny_collection *c, uint32_t vid)
+{
+    uint32_t p = c->pend_idx[vid];
+    if (p == NY_VID_NONE) return;
+    size_t last = c->npend - 1;
+    if (p != last) {
+        uint32_t mv = c->pend_vid[last];
+        c->pend_vid[p] = mv;
+        memcpy(c->pend_vec + (size_t)p * c->dim, c->pend_vec + last * c->dim, c->dim * sizeof(float));
+        c->pend_idx[mv] = p;
+    }
+    c->pend_idx[vid] = NY_VID_NONE;
+    c->npend--;
+}
+
+int ny_coll_pending_drain(ny_collection *c, size_t max)
+{
+    pthread_rwlock_rdlock(&c->rw);
+    size_t m = NY_MIN(max, c->npend);
+    uint32_t *vids = malloc((m ? m : 1) * sizeof *vids);
+    float *buf = ny_aalloc((m ? m : 1) * c->dim * sizeof(float));
+    if (vids && buf) {
+        memcpy(vids, c->pend_vid + (c->npend - m), m * sizeof *vids);
+        memcpy(buf, c->pend_vec + (c->npend - m) * c->dim, m * c->dim * sizeof(float));
+    }
+    pthread_rwlock_unlock(&c->rw);
+    int rc = (vids && buf) ? NY_OK : ny_error(NY_ENOMEM, "out of memory (indexing)");
+    if (rc == NY_OK && m) rc = ny_hnsw_add_batch(c->index, vids, 0, buf, m, index_threads(m));
+    if (rc == NY_OK) {
+        pthread_rwlock_wrlock(&c->rw);
+        for (size_t j = 0; j < m; j++) pend_remove(c, vids[j]);
+        pthread_rwlock_unlock(&c->rw);
+    }
+    free(vids);
+    ny_afree(buf, (m ? m : 1) * c->dim * sizeof(float));
+    return rc == NY_OK ? (int)m : rc;
+}
+
+static void *indexer_main(void *arg)
+{
+    ny_collection *c = arg;
+    while (!atomic_load(&c->indexer_stop)) {
+        pthread_mutex_lock(&c->wmu);
+        int r = c->npend && !atomic_load(&c->closed) ? ny_coll_pending_drain(c, 1024) : 0;
+        pthread_mutex_unlock(&c->wmu);
+        if (r < 0) fprintf(stderr, "nearly: collection %s: background indexing failed: %s\n", c->name, ny_errmsg());
+        if (r <= 0) break;
+    }
+    return NULL;
+}
+
+/* Deletes replaced / removed vector ids from the index (or the pending
+ * set) and recycles them. */
 static void vids_retire(ny_collection *c, const uint32_t *v, size_t m)
 {
     for (size_t j = 0; j < m; j++) {
-        if (ny_hnsw_contains(c->index, v[j])) ny_hnsw_delete(c->index, v[j]);
+        if (c->pend_idx[v[j]] != NY_VID_NONE) {
+            pthread_rwlock_wrlock(&c->rw);
+            pend_remove(c, v[j]);
+            pthread_rwlock_unlock(&c->rw);
+        } else if (ny_hnsw_contains(c->index, v[j])) {
+            ny_hnsw_delete(c->index, v[j]);
+        }
         vid_free(c, v[j]);
     }
 }
@@ -376,7 +459,15 @@ static int apply_points(ny_collection *c, size_t n, const ny_point_id *ids, cons
     }
     if (!m) goto out;
     if ((rc = vids_alloc(c, m, vids)) != NY_OK) goto out;
-    rc = ny_hnsw_add_batch(c->index, vids, 0, buf, m, index_threads(m));
+    if (c->defer_index) {
+        /* Replay at open: keep the vectors aside; the indexer thread
+         * inserts them after the collection is open. */
+        pthread_rwlock_wrlock(&c->rw);
+        for (size_t j = 0; j < m && rc == NY_OK; j++) rc = pend_add(c, vids[j], buf + j * dim);
+        pthread_rwlock_unlock(&c->rw);
+    } else {
+        rc = ny_hnsw_add_batch(c->index, vids, 0, buf, m, index_threads(m));
+    }
     if (rc != NY_OK) {
         vids_retire(c, vids, m);
         goto out;
@@ -1022,7 +1113,9 @@ static int make_record(ny_collection *c, uint32_t vid, const read_ctx *rx, ny_re
     if (rx->with_vector) {
         rec->vector = malloc(c->dim * sizeof(float));
         if (!rec->vector) return ny_error(NY_ENOMEM, "out of memory");
-        if (ny_hnsw_get_vector(c->index, vid, rec->vector) != NY_OK) {
+        if (c->pend_idx[vid] != NY_VID_NONE) {
+            memcpy(rec->vector, c->pend_vec + (size_t)c->pend_idx[vid] * c->dim, c->dim * sizeof(float));
+        } else if (ny_hnsw_get_vector(c->index, vid, rec->vector) != NY_OK) {
             free(rec->vector);
             rec->vector = NULL;
         }
@@ -1306,6 +1399,22 @@ int ny_collection_search(ny_collection *c, const ny_search_params *p, ny_records
             got = ny_hnsw_search_exact(c->index, q, k, &flt, ids, dists);
     }
     if (got < 0) rc = got;
+    /* Vectors not indexed yet (recovered from the log, being indexed in
+     * the background): scan them exactly and merge. */
+    for (size_t pi = 0; rc == NY_OK && pi < c->npend; pi++) {
+        uint32_t vid = c->pend_vid[pi];
+        if (!allow_cb(vid, &sf) || ny_hnsw_contains(c->index, vid)) continue;
+        float d = ny_distance(c->metric, q, c->pend_vec + pi * c->dim, c->dim);
+        if ((size_t)got == k && !(d < dists[got - 1])) continue;
+        int j = got < (int)k ? got++ : got - 1;
+        while (j > 0 && dists[j - 1] > d) {
+            ids[j] = ids[j - 1];
+            dists[j] = dists[j - 1];
+            j--;
+        }
+        ids[j] = vid;
+        dists[j] = d;
+    }
     size_t rank = 0;
     for (int i = 0; rc == NY_OK && i < got; i++) {
         if (ids[i] >= c->nvid || !c->live[ids[i]]) continue;
@@ -1383,7 +1492,10 @@ int ny_collection_info_json(ny_collection *c, char **json_out)
     }
     pthread_rwlock_unlock(&c->rw);
     json_t *info = json_object();
-    json_object_set_new(info, "status", json_string(st.count >= points ? "green" : "yellow"));
+    pthread_rwlock_rdlock(&c->rw);
+    size_t pending = c->npend;
+    pthread_rwlock_unlock(&c->rw);
+    json_object_set_new(info, "status", json_string(pending ? "yellow" : "green"));
     json_object_set_new(info, "optimizer_status", json_string("ok"));
     json_object_set_new(info, "indexed_vectors_count", json_integer((json_int_t)st.count));
     json_object_set_new(info, "points_count", json_integer((json_int_t)points));
@@ -1496,14 +1608,26 @@ int ny_collection_checkpoint(ny_collection *c)
 
 void ny_coll_ref(ny_collection *c) { atomic_fetch_add(&c->refs, 1); }
 
+static void stop_indexer(ny_collection *c)
+{
+    if (!c->indexer_started) return;
+    atomic_store(&c->indexer_stop, 1);
+    pthread_join(c->indexer, NULL);
+    c->indexer_started = 0;
+}
+
 static void coll_free(ny_collection *c)
 {
+    stop_indexer(c);
     if (c->wal) ny_wal_close(c->wal);
     ny_hnsw_free(c->index);
     for (uint32_t v = 0; v < c->nvid; v++) json_decref(c->payloads[v]);
     free(c->ids);
     free(c->payloads);
     free(c->live);
+    free(c->pend_idx);
+    free(c->pend_vid);
+    free(c->pend_vec);
     free(c->freel);
     free(c->htab);
     free(c->sorted);
@@ -1550,7 +1674,9 @@ int ny_coll_open(struct ny_db *db, const char *name, const char *dir, ny_collect
         char wdir[4096];
         snprintf(wdir, sizeof wdir, "%s/wal", dir);
         ny_wal_open_info info;
+        c->defer_index = 1;
         rc = ny_wal_open(wdir, c->ckpt_lsn, ny_coll_replay, c, &c->wal, &info);
+        c->defer_index = 0;
         if (rc == NY_OK && info.cut)
             fprintf(stderr, "nearly: collection %s: recovered %llu log records, discarded a torn tail of %llu bytes\n",
                     name, (unsigned long long)info.replayed, (unsigned long long)info.cut_bytes);
@@ -1562,6 +1688,11 @@ int ny_coll_open(struct ny_db *db, const char *name, const char *dir, ny_collect
         return ny_error(rc, "collection %s: %s", name, msg);
     }
     c->ckpt_time = ny_now();
+    atomic_init(&c->indexer_stop, 0);
+    if (c->npend) {
+        if (pthread_create(&c->indexer, NULL, indexer_main, c) == 0) c->indexer_started = 1;
+        else fprintf(stderr, "nearly: collection %s: no indexer thread; pending vectors are indexed at the next checkpoint\n", name);
+    }
     *out = c;
     return NY_OK;
 }
@@ -1572,6 +1703,7 @@ void ny_coll_shutdown(ny_collection *c, int checkpoint)
     int was = atomic_exchange(&c->closed, 1);
     pthread_mutex_unlock(&c->wmu);
     if (was) return;
+    stop_indexer(c);
     if (checkpoint && !atomic_load(&c->dropped)) {
         if (ny_persist_checkpoint(c) != NY_OK)
             fprintf(stderr, "nearly: collection %s: checkpoint at close failed: %s (the log still has every write)\n",

@@ -298,7 +298,18 @@ static int do_checkpoint(ny_collection *c)
     if (atomic_load(&c->dropped)) return ny_error(NY_ECLOSED, "collection %s was dropped", c->name);
     pthread_mutex_lock(&c->wmu);
     uint64_t L;
-    int rc = ny_wal_rotate(c->wal, &L);
+    int rc = NY_OK;
+    /* The index file must hold every vector: index what recovery left
+     * pending first. */
+    while (rc == NY_OK && c->npend) {
+        int r = ny_coll_pending_drain(c, 4096);
+        if (r < 0) rc = r;
+    }
+    if (rc != NY_OK) {
+        pthread_mutex_unlock(&c->wmu);
+        return rc;
+    }
+    rc = ny_wal_rotate(c->wal, &L);
     int have;
     uint64_t cur;
     if (rc == NY_OK) rc = read_manifest(c, &cur, &have);

