@@ -673,10 +673,11 @@ int ny_hnsw_q_save(const ny_hnsw *h, const char *path)
         if (rc == NY_ENOMEM) rc = ny_error(NY_ENOMEM, "hnsw_save: out of memory");
     }
     free(json);
-    char *tmp = rc ? NULL : malloc(strlen(sp) + 32);
+    size_t tlen = strlen(sp) + 32;
+    char *tmp = malloc(tlen);
     if (!rc && !tmp) rc = ny_error(NY_ENOMEM, "hnsw_save: out of memory");
-    if (!rc) {
-        snprintf(tmp, strlen(sp) + 32, "%s.tmp.%ld", sp, (long)getpid());
+    if (!rc && tmp) {
+        snprintf(tmp, tlen, "%s.tmp.%ld", sp, (long)getpid());
         int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0) rc = ny_error_errno(ny_rc_from_errno(errno), "hnsw_save: cannot create %s", tmp);
         else {
