@@ -241,6 +241,12 @@ size_t ny_hnsw_quant_bytes(const ny_hnsw *h);
 int ny_hnsw_search_quant(const ny_hnsw *h, const float *query, size_t k, size_t ef,
                          const ny_filter *filter, int rescore, float oversampling,
                          uint32_t *ids, float *dists);
+/* vectors.on_disk: moves the float rows of the vectors indexed so far into
+ * an unnamed memory-mapped file created in dir (same addresses, searches
+ * may run meanwhile; inserts wait).  The kernel may then evict them, and
+ * with quantized search only rescoring reads rows.  Rows added later stay
+ * in RAM until the next call.  *bytes (may be NULL) gets the bytes moved. */
+int ny_hnsw_vectors_to_disk(ny_hnsw *h, const char *dir, size_t *bytes);
 
 /* ===== Collections: points, payloads, durability ======================== *
  *
