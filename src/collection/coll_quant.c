@@ -39,6 +39,14 @@ int ny_coll_quant_sync(ny_collection *c)
     return rc;
 }
 
+int ny_coll_vectors_sync(ny_collection *c)
+{
+    json_t *od = json_object_get(
+        json_object_get(json_object_get(json_object_get(c->cfg.root, "config"), "params"), "vectors"), "on_disk");
+    if (!json_is_true(od)) return NY_OK;
+    return ny_hnsw_vectors_to_disk(c->index, c->dir, NULL);
+}
+
 int ny_coll_quant_search(ny_collection *c, const ny_search_params *p, const float *q, size_t k,
                          const ny_filter *flt, uint32_t *ids, float *dists)
 {

@@ -12,6 +12,12 @@
  * load restored it).  Caller holds cfg_mu or owns the collection. */
 int ny_coll_quant_sync(ny_collection *c);
 
+/* vectors.on_disk: moves the indexed vectors' float rows into a
+ * memory-mapped file in the collection directory (ny_hnsw_vectors_to_disk).
+ * Called after a load and after each checkpoint; nothing when on_disk is
+ * false. */
+int ny_coll_vectors_sync(ny_collection *c);
+
 /* The vector search used by collections: on codes with rescoring when the
  * index is quantized and the params do not say ignore, else float HNSW. */
 int ny_coll_quant_search(ny_collection *c, const ny_search_params *p, const float *q, size_t k,

@@ -285,6 +285,7 @@ int ny_persist_load(ny_collection *c)
     if (st.dim != c->dim || st.metric != c->metric)
         return ny_error(NY_ECORRUPT, "%s: index dimension/metric do not match the collection config", ip);
     if ((rc = ny_coll_quant_sync(c)) != NY_OK) return rc;
+    if ((rc = ny_coll_vectors_sync(c)) != NY_OK) return rc;
     rc = load_points(c, pp, lsn);
     if (rc != NY_OK) return rc;
     struct stat s1, s2;
@@ -336,6 +337,9 @@ static int do_checkpoint(ny_collection *c)
         c->ckpt_lsn = L;
         c->ckpt_time = ny_now();
         atomic_store(&c->vecs_since_ckpt, 0);
+        /* vectors.on_disk: rows indexed since the last time go to the mapped file. */
+        if (ny_coll_vectors_sync(c) != NY_OK)
+            fprintf(stderr, "nearly: collection %s: vectors stay in RAM: %s\n", c->name, ny_errmsg());
     } else {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", ny_errmsg());
