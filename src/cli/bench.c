@@ -55,6 +55,19 @@ static void qbatch_task(void *ctx, size_t q, int worker)
     for (size_t j = got < 0 ? 0 : (size_t)got; j < b->k; j++) b->ids[q * b->k + j] = UINT32_MAX;
 }
 
+/* Current resident set size in bytes (VmRSS), 0 if unknown. */
+static size_t current_rss(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    char line[256];
+    size_t kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS:", 6)) kb = (size_t)strtoull(line + 6, NULL, 10);
+    fclose(f);
+    return kb * 1024;
+}
+
 typedef struct ef_result {
     size_t ef;
     double recall, qps_1t, qps_nt, p50_us, p99_us, qps_1t_cpu;
@@ -98,12 +111,14 @@ static void bench_usage(FILE *f)
             "                    [--ef-construction 200] [--metric cosine|dot|l2|angular]\n"
             "                    [--k 10] [--limit-queries N] [--repeat 1] [--json FILE]\n"
             "                    [--quant none|int8|int4|binary [--oversampling 2] [--no-rescore]]\n"
+            "                    [--on-disk DIR]\n"
             "DIR holds base.fvecs, query.fvecs and groundtruth.ivecs.  The metric is\n"
             "inferred from DIR's name (...-angular, ...-euclidean) or DIR/meta.json when\n"
             "not given.  --threads defaults to the number of CPUs; --repeat R keeps the\n"
             "best QPS of R passes.  --quant searches on quantized codes (trained on the\n"
             "indexed vectors after the build) and rescores oversampling*k candidates\n"
-            "with the float vectors.\n");
+            "with the float vectors.  --on-disk DIR moves the float vectors into a\n"
+            "memory-mapped file in DIR after the build (vectors.on_disk).\n");
 }
 
 int cmd_bench(int argc, char **argv)
@@ -113,7 +128,7 @@ int cmd_bench(int argc, char **argv)
     size_t threads = (size_t)ny_cpu_count(), m = 16, efc = 200, k = 10, limit = 0, repeat = 1;
     ny_metric metric = NY_COSINE;
     int have_metric = 0, rescore = 1;
-    const char *quant = "none";
+    const char *quant = "none", *on_disk = NULL;
     double oversampling = 2;
     for (int i = 1; i < argc; i++) {
         int r;
@@ -156,6 +171,9 @@ int cmd_bench(int argc, char **argv)
                 fprintf(stderr, "bench: --oversampling must be a number in 1..1000 (got '%s')\n", v);
                 return 2;
             }
+        } else if (OPT("--on-disk")) {
+            if (r < 0) goto missing;
+            on_disk = v;
         } else if (!strcmp(argv[i], "--no-rescore")) {
             rescore = 0;
         } else if (OPT("--metric")) {
@@ -233,6 +251,12 @@ int cmd_bench(int argc, char **argv)
         train_s = ny_now() - tq;
         bpv_codes = st.count ? (double)ny_hnsw_quant_bytes(h) / (double)st.count : 0;
     }
+    size_t disk_bytes = 0;
+    if (on_disk && ny_hnsw_vectors_to_disk(h, on_disk, &disk_bytes) != NY_OK) goto fail;
+    /* The base vectors are not needed any more (recall uses the ground
+     * truth): free them so that the RSS at the end is the index's. */
+    free(ds.base);
+    ds.base = NULL;
     qbatch qb = {.h = h, .queries = ds.queries, .dim = ds.dim, .k = k, .rescore = rescore, .os = (float)oversampling,
                  .ids = ids, .dists = dists};
 
@@ -290,7 +314,7 @@ int cmd_bench(int argc, char **argv)
             if (qpsn > r->qps_nt) r->qps_nt = qpsn;
         }
     }
-    size_t peak = ny_peak_rss();
+    size_t peak = ny_peak_rss(), rss_end = current_rss();
 
     printf("nearly bench  data=%s  n=%zu dim=%zu nq=%zu metric=%s (%s)  simd=%s\n", data, ds.n, ds.dim, ds.nq,
            ny_metric_name(metric), how, ny_simd_name(ny_simd_active()));
@@ -302,6 +326,8 @@ int cmd_bench(int argc, char **argv)
         printf("quantization %s: %s, codes %.1f B/vector, trained and encoded in %.2f s\n", quant,
                rescore ? "rescoring oversampling x k candidates" : "no rescoring", bpv_codes, train_s);
     if (use_q && rescore) printf("oversampling %g\n", oversampling);
+    if (on_disk) printf("vectors on disk: %.1f MiB moved to a memory-mapped file in %s\n", (double)disk_bytes / 1048576.0, on_disk);
+    printf("RSS at the end %.1f MiB (index + queries; base vectors freed after the build)\n", (double)rss_end / 1048576.0);
     printf("peak RSS %.1f MiB (%.1f MiB after loading the data files)\n\n", (double)peak / 1048576.0,
            (double)rss_loaded / 1048576.0);
     char rh[32], qh[32];
@@ -326,9 +352,10 @@ int cmd_bench(int argc, char **argv)
                 "\"m\": %zu, \"ef_construction\": %zu, \"threads\": %d, \"build_s\": %.4f, "
                 "\"build_cpu_s\": %.4f, \"peak_rss_bytes\": %zu, \"rss_after_load_bytes\": %zu, "
                 "\"bytes_per_vector_index\": %.1f, \"bytes_per_vector_vectors\": %.1f, \"simd\": \"%s\", "
-                "\"quant\": \"%s\", \"rescore\": %d, \"oversampling\": %g, \"bytes_per_vector_codes\": %.1f,\n \"results\": [",
+                "\"quant\": \"%s\", \"rescore\": %d, \"oversampling\": %g, \"bytes_per_vector_codes\": %.1f, "
+                "\"on_disk\": %d, \"rss_end_bytes\": %zu,\n \"results\": [",
                 ds.n, ds.dim, ds.nq, k, ny_metric_name(metric), m, efc, T, build_s, build_cpu_s, peak, rss_loaded, bpv_index,
-                bpv_vec, ny_simd_name(ny_simd_active()), quant, rescore, use_q ? oversampling : 0, bpv_codes);
+                bpv_vec, ny_simd_name(ny_simd_active()), quant, rescore, use_q ? oversampling : 0, bpv_codes, on_disk != NULL, rss_end);
         for (size_t e = 0; e < nef; e++)
             fprintf(f,
                     "%s\n  {\"ef\": %zu, \"recall\": %.5f, \"qps_1t\": %.1f, \"qps_nt\": %.1f, \"p50_us\": %.2f, "
