@@ -37,7 +37,7 @@ first = json.load(open(os.path.join(d, order[0] + ".json")))
 print(f"data n={first['n']} dim={first['dim']} nq={first['nq']} metric={first['metric']} threads={first['threads']}")
 print("RSS end: nearly's RSS after the searches with the base vectors freed (index + queries);")
 print("peak-load: peak RSS minus the RSS after loading the data files (all libraries).")
-print(f"{'index':<16} {'RSS end MiB':>11} {'peak-load MiB':>13} {'codes B/vec':>11} {'ef':>5} {'recall@10':>9} {'QPS 1t':>9} {'QPS/CPU-s':>10} {'QPS Nt':>9}")
+print(f"{'index':<16} {'RSS end MiB':>11} {'anon end MiB':>12} {'peak-load MiB':>13} {'codes B/vec':>11} {'ef':>5} {'recall@10':>9} {'QPS 1t':>9} {'QPS/CPU-s':>10} {'QPS Nt':>9}")
 for name in order:
     j = json.load(open(os.path.join(d, name + ".json")))
     rss = j["peak_rss_bytes"] / 1048576
@@ -45,5 +45,6 @@ for name in order:
     cb = j.get("bytes_per_vector_codes", 0)
     for r in j["results"]:
         end = j.get("rss_end_bytes", 0) / 1048576
-    print(f"{name:<16} {end:>11.1f} {idx:>13.1f} {cb:>11.1f} {r['ef']:>5} {r['recall']:>9.4f} {r['qps_1t']:>9.0f} {r.get('qps_1t_cpu', 0):>10.0f} {r['qps_nt']:>9.0f}")
+    anon = j.get("rss_anon_end_bytes", 0) / 1048576
+    print(f"{name:<16} {end:>11.1f} {anon:>12.1f} {idx:>13.1f} {cb:>11.1f} {r['ef']:>5} {r['recall']:>9.4f} {r['qps_1t']:>9.0f} {r.get('qps_1t_cpu', 0):>10.0f} {r['qps_nt']:>9.0f}")
 PY

@@ -55,15 +55,16 @@ static void qbatch_task(void *ctx, size_t q, int worker)
     for (size_t j = got < 0 ? 0 : (size_t)got; j < b->k; j++) b->ids[q * b->k + j] = UINT32_MAX;
 }
 
-/* Current resident set size in bytes (VmRSS), 0 if unknown. */
-static size_t current_rss(void)
+/* A current memory figure of /proc/self/status in bytes ("VmRSS:",
+ * "RssAnon:"), 0 if unknown. */
+static size_t proc_status_bytes(const char *key)
 {
     FILE *f = fopen("/proc/self/status", "r");
     if (!f) return 0;
     char line[256];
     size_t kb = 0;
     while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmRSS:", 6)) kb = (size_t)strtoull(line + 6, NULL, 10);
+        if (!strncmp(line, key, strlen(key))) kb = (size_t)strtoull(line + strlen(key), NULL, 10);
     fclose(f);
     return kb * 1024;
 }
@@ -314,7 +315,7 @@ int cmd_bench(int argc, char **argv)
             if (qpsn > r->qps_nt) r->qps_nt = qpsn;
         }
     }
-    size_t peak = ny_peak_rss(), rss_end = current_rss();
+    size_t peak = ny_peak_rss(), rss_end = proc_status_bytes("VmRSS:"), anon_end = proc_status_bytes("RssAnon:");
 
     printf("nearly bench  data=%s  n=%zu dim=%zu nq=%zu metric=%s (%s)  simd=%s\n", data, ds.n, ds.dim, ds.nq,
            ny_metric_name(metric), how, ny_simd_name(ny_simd_active()));
@@ -327,7 +328,9 @@ int cmd_bench(int argc, char **argv)
                rescore ? "rescoring oversampling x k candidates" : "no rescoring", bpv_codes, train_s);
     if (use_q && rescore) printf("oversampling %g\n", oversampling);
     if (on_disk) printf("vectors on disk: %.1f MiB moved to a memory-mapped file in %s\n", (double)disk_bytes / 1048576.0, on_disk);
-    printf("RSS at the end %.1f MiB (index + queries; base vectors freed after the build)\n", (double)rss_end / 1048576.0);
+    printf("RSS at the end %.1f MiB, of which anonymous %.1f MiB (index + queries; base vectors freed after the build;\n"
+           "file pages of on-disk vectors count while mapped but the kernel can evict them)\n",
+           (double)rss_end / 1048576.0, (double)anon_end / 1048576.0);
     printf("peak RSS %.1f MiB (%.1f MiB after loading the data files)\n\n", (double)peak / 1048576.0,
            (double)rss_loaded / 1048576.0);
     char rh[32], qh[32];
@@ -353,9 +356,9 @@ int cmd_bench(int argc, char **argv)
                 "\"build_cpu_s\": %.4f, \"peak_rss_bytes\": %zu, \"rss_after_load_bytes\": %zu, "
                 "\"bytes_per_vector_index\": %.1f, \"bytes_per_vector_vectors\": %.1f, \"simd\": \"%s\", "
                 "\"quant\": \"%s\", \"rescore\": %d, \"oversampling\": %g, \"bytes_per_vector_codes\": %.1f, "
-                "\"on_disk\": %d, \"rss_end_bytes\": %zu,\n \"results\": [",
+                "\"on_disk\": %d, \"rss_end_bytes\": %zu, \"rss_anon_end_bytes\": %zu,\n \"results\": [",
                 ds.n, ds.dim, ds.nq, k, ny_metric_name(metric), m, efc, T, build_s, build_cpu_s, peak, rss_loaded, bpv_index,
-                bpv_vec, ny_simd_name(ny_simd_active()), quant, rescore, use_q ? oversampling : 0, bpv_codes, on_disk != NULL, rss_end);
+                bpv_vec, ny_simd_name(ny_simd_active()), quant, rescore, use_q ? oversampling : 0, bpv_codes, on_disk != NULL, rss_end, anon_end);
         for (size_t e = 0; e < nef; e++)
             fprintf(f,
                     "%s\n  {\"ef\": %zu, \"recall\": %.5f, \"qps_1t\": %.1f, \"qps_nt\": %.1f, \"p50_us\": %.2f, "
