@@ -3,7 +3,7 @@
 set -euo pipefail
 PKGS=(build-essential clang libjansson-dev libmicrohttpd-dev libroaring-dev
       libxxhash-dev libhnswlib-dev python3-dev python3-numpy python3-pytest
-      python3-faiss curl nodejs npm)
+      python3-faiss curl nodejs npm wrk)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

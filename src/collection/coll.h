@@ -86,7 +86,10 @@ struct ny_collection {
      * Changed under rw exclusive; drained under wmu. */
     uint32_t *pend_idx;        /* [vcap]: position in pend_vid, or NY_VID_NONE */
     uint32_t *pend_vid;
-    float *pend_vec;           /* npend x dim (normalised for cosine) */
+    float *pend_vec;           /* npend x dim, as given (the index normalises
+                                * cosine vectors itself: normalising twice
+                                * would change the last bits) */
+    float *pend_inv;           /* npend: 1/norm, for cosine distances */
     size_t npend, pcap;
     int defer_index;           /* set while replaying */
     pthread_t indexer;

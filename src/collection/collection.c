@@ -346,12 +346,16 @@ static int pend_add(ny_collection *c, uint32_t vid, const float *vec)
         if (nv) c->pend_vid = nv;
         float *nf = realloc(c->pend_vec, nc * c->dim * sizeof *nf);
         if (nf) c->pend_vec = nf;
-        if (!nv || !nf) return ny_error(NY_ENOMEM, "out of memory (pending vectors)");
+        float *ni = realloc(c->pend_inv, nc * sizeof *ni);
+        if (ni) c->pend_inv = ni;
+        if (!nv || !nf || !ni) return ny_error(NY_ENOMEM, "out of memory (pending vectors)");
         c->pcap = nc;
     }
     float *dst = c->pend_vec + c->npend * c->dim;
     memcpy(dst, vec, c->dim * sizeof(float));
-    if (c->metric == NY_COSINE) ny_normalize(dst, c->dim);
+    double ss = 0;
+    for (size_t d = 0; d < c->dim; d++) ss += (double)dst[d] * dst[d];
+    c->pend_inv[c->npend] = ss > 0 ? (float)(1.0 / sqrt(ss)) : 0.0f;
     c->pend_vid[c->npend] = vid;
     c->pend_idx[vid] = (uint32_t)c->npend;
     c->npend++;
@@ -367,6 +371,7 @@ static void pend_remove(ny_collection *c, uint32_t vid)
         uint32_t mv = c->pend_vid[last];
         c->pend_vid[p] = mv;
         memcpy(c->pend_vec + (size_t)p * c->dim, c->pend_vec + last * c->dim, c->dim * sizeof(float));
+        c->pend_inv[p] = c->pend_inv[last];
         c->pend_idx[mv] = p;
     }
     c->pend_idx[vid] = NY_VID_NONE;
@@ -1115,7 +1120,9 @@ static int make_record(ny_collection *c, uint32_t vid, const read_ctx *rx, ny_re
         rec->vector = malloc(c->dim * sizeof(float));
         if (!rec->vector) return ny_error(NY_ENOMEM, "out of memory");
         if (c->pend_idx[vid] != NY_VID_NONE) {
+            /* exactly what the index will store */
             memcpy(rec->vector, c->pend_vec + (size_t)c->pend_idx[vid] * c->dim, c->dim * sizeof(float));
+            if (c->metric == NY_COSINE) ny_normalize(rec->vector, c->dim);
         } else if (ny_hnsw_get_vector(c->index, vid, rec->vector) != NY_OK) {
             free(rec->vector);
             rec->vector = NULL;
@@ -1404,9 +1411,15 @@ int ny_collection_search(ny_collection *c, const ny_search_params *p, ny_records
      * the background): scan them exactly and merge. */
     for (size_t pi = 0; rc == NY_OK && pi < c->npend; pi++) {
         uint32_t vid = c->pend_vid[pi];
-        if (!allow_cb(vid, &sf) || ny_hnsw_contains(c->index, vid)) continue;
-        float d = ny_distance(c->metric, q, c->pend_vec + pi * c->dim, c->dim);
+        if (!allow_cb(vid, &sf)) continue;
+        const float *pv = c->pend_vec + pi * c->dim;
+        float d = c->metric == NY_COSINE ? -ny_dot(q, pv, c->dim) * c->pend_inv[pi] : ny_distance(c->metric, q, pv, c->dim);
         if ((size_t)got == k && !(d < dists[got - 1])) continue;
+        /* The indexer may be inserting this vector right now: the index
+         * may or may not have returned it already. */
+        int dup = 0;
+        for (int x = 0; x < got && !dup; x++) dup = ids[x] == vid;
+        if (dup) continue;
         int j = got < (int)k ? got++ : got - 1;
         while (j > 0 && dists[j - 1] > d) {
             ids[j] = ids[j - 1];
@@ -1630,6 +1643,7 @@ static void coll_free(ny_collection *c)
     free(c->pend_idx);
     free(c->pend_vid);
     free(c->pend_vec);
+    free(c->pend_inv);
     free(c->freel);
     free(c->htab);
     free(c->sorted);

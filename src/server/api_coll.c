@@ -365,7 +365,8 @@ int h_snapshot_create(req *r)
     gmtime_r(&now.tv_sec, &tm);
     char stamp[64], name[400], path[PATH_MAX + 512], tmp[PATH_MAX + 600];
     strftime(stamp, sizeof stamp, "%Y-%m-%d-%H-%M-%S", &tm);
-    snprintf(name, sizeof name, "%s-%llu-%s.snapshot", ny_collection_name(c),
+    /* at most 200 bytes of the collection name: file names end at 255 */
+    snprintf(name, sizeof name, "%.200s-%llu-%s.snapshot", ny_collection_name(c),
              (unsigned long long)now.tv_sec * 1000000ull + (unsigned long long)now.tv_nsec / 1000, stamp);
     snprintf(path, sizeof path, "%s/%s", dir, name);
     snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);

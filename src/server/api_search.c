@@ -462,6 +462,7 @@ static int run_recommend(req *r, ny_collection *c, query *q, ny_records *out)
         ny_point_id off;
         int has_off = 0;
         for (;;) {
+            if (req_timed_out(r)) goto out;
             ny_records recs = {0};
             int rc = ny_collection_scroll(c, has_off ? &off : NULL, 1024, f, &ro, &recs);
             if (rc) {
@@ -675,7 +676,7 @@ static int serve(req *r, parse_fn parse, int wrap, int batch)
         query q;
         memset(&q, 0, sizeof q);
         ny_records recs = {0};
-        if (parse(r, c, batch ? json_array_get(list, i) : b, &q) || run_query(r, c, &q, &recs)) {
+        if (req_timed_out(r) || parse(r, c, batch ? json_array_get(list, i) : b, &q) || run_query(r, c, &q, &recs)) {
             ok = 0;
             if (batch && r->err) {
                 char *e = strdup(r->err);

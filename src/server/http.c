@@ -17,6 +17,7 @@
  * (checkpoints every collection), flush and fsync the log.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
@@ -285,6 +286,13 @@ int reply_update(req *r, int wait)
     sb_printf(&r->out, "{\"operation_id\":%llu,\"status\":\"%s\"}", (unsigned long long)srv_next_op(r->s),
               wait ? "completed" : "acknowledged");
     return 0;
+}
+
+int req_timed_out(req *r)
+{
+    if (r->deadline <= 0 || ny_now() <= r->deadline) return 0;
+    fail(r, 408, "Timeout error: the operation took longer than timeout=%s seconds", req_arg(r, "timeout"));
+    return 1;
 }
 
 const char *req_arg(req *r, const char *name)
@@ -742,6 +750,16 @@ static void finish(conn_req *cr)
         }
         r->body = up->path; /* borrowed: the handler reads the file */
     }
+    const char *to = req_arg(r, "timeout");
+    if (to) {
+        char *e;
+        double t = strtod(to, &e);
+        if (e == to || *e || !(t > 0) || t > 1e9) {
+            fail(r, 400, "Format error in query string: timeout: expected a positive number of seconds, got '%.40s'", to);
+            return;
+        }
+        r->deadline = r->t0 + t;
+    }
     vecpool_set_current(&cr->pool);
     cr->rt->fn(r);
     vecpool_set_current(NULL);
@@ -1010,6 +1028,19 @@ int ny_server_run(const ny_server_config *cfg)
         logf_(s, "error", "cannot open data directory %s: %s", cfg->data_dir, ny_errmsg());
         goto out;
     }
+    {
+        /* uploads interrupted by a crash leave temporary files behind (the
+         * data directory lock is held: no other server uses them) */
+        char up[4400];
+        snprintf(up, sizeof up, "%s/.uploads", s->snapdir);
+        DIR *d = opendir(up);
+        if (d) {
+            struct dirent *e;
+            while ((e = readdir(d)))
+                if (!strncmp(e->d_name, "upload-", 7)) unlinkat(dirfd(d), e->d_name, 0);
+            closedir(d);
+        }
+    }
     struct sockaddr_storage ss;
     socklen_t sl;
     if (resolve(cfg->host, cfg->port, &ss, &sl)) {
@@ -1026,7 +1057,6 @@ int ny_server_run(const ny_server_config *cfg)
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->conn_timeout,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_conns,
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
-                            MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
                             MHD_OPTION_END);
     if (!s->d) {
         logf_(s, "error", "cannot listen on %s:%d: %s", cfg->host, cfg->port, strerror(errno));

@@ -105,6 +105,7 @@ typedef struct req {
     char *err;               /* error message (malloc) */
     struct MHD_Response *raw;/* complete response (downloads, text) */
     double t0;
+    double deadline;         /* ?timeout=SECONDS: give up after this (0: none) */
 } req;
 
 /* Sets an error reply (status + message).  Returns 0 so handlers can
@@ -119,6 +120,8 @@ int reply_raw(req *r, const char *text);
 /* {"operation_id": N, "status": "completed"|"acknowledged"} */
 int reply_update(req *r, int wait);
 
+/* 1 (after recording 408) when the request's ?timeout has passed. */
+int req_timed_out(req *r);
 /* Query-string argument or NULL. */
 const char *req_arg(req *r, const char *name);
 /* ?wait=true.  Returns 1/0; a malformed value records a 400 and gives -1. */

@@ -218,3 +218,11 @@ test('access log is structured JSON', async () => {
   for (const k of ['ts', 'level', 'method', 'path', 'status', 'ms', 'remote']) assert.ok(k in e, k);
   assert.ok(reqs.some((x) => x.status >= 400 && typeof x.error === 'string'));
 });
+
+test('?timeout: a search past its deadline is 408, a bad value 400', async () => {
+  const qv = pts[1].vector;
+  const ok = await http('POST', '/collections/wire/points/query/batch?timeout=30', { searches: [{ query: qv, limit: 1 }] });
+  assert.equal(ok.status, 200, ok.text);
+  errorEnvelope(await http('POST', '/collections/wire/points/query/batch?timeout=0.000001', { searches: [{ query: qv, limit: 1 }] }), 408, /Timeout/);
+  errorEnvelope(await http('POST', '/collections/wire/points/search?timeout=soon', { vector: qv, limit: 1 }), 400, /timeout/);
+});

@@ -1,8 +1,10 @@
 /* test_import.c -- `nearly import` / `nearly export`: exact round trips for
  * every format, bad-row reporting with line numbers, --strict, resume after
- * SIGKILL (no loss, no duplicates), bounded memory on a large file, and the
- * HTTP client against a small fake server (retry on 503, per-row fallback
- * on 400). */
+ * SIGKILL (no loss, no duplicates), bounded memory (peak RSS independent of
+ * the file size), the HTTP client against a small fake server (retry on
+ * 503, per-row fallback on 400) and against `nearly serve` (import + export
+ * over REST equal the embedded ones), mutated inputs, and the float parser
+ * against strtof. */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -668,7 +670,7 @@ TEST(memory_bounded_by_batch_not_file)
     stat(in, &st);
     long gj = child_growth_kb(in), g1 = child_growth_kb(f1), g4 = child_growth_kb(f4);
     CHECKF(gj >= 0 && gj < 24 * 1024, "jsonl (%lld MB): peak RSS grew by %ld KB", (long long)st.st_size >> 20, gj);
-    CHECKF(g1 >= 0 && g4 >= 0 && g4 < 24 * 1024 && labs(g4 - g1) < 2048,
+    CHECKF(g1 >= 0 && g4 >= 0 && g4 < 24 * 1024 && labs(g4 - g1) < 4096,
            "fvecs: peak RSS grew by %ld KB (%zu rows) and %ld KB (%zu rows)", g1, rows, g4, rows * 4);
     printf("    peak RSS growth: jsonl %ld KB for %lld MB; fvecs %ld KB for %zu MB, %ld KB for %zu MB\n", gj,
            (long long)st.st_size >> 20, g1, rows * 516 >> 20, g4, rows * 4 * 516 >> 20);
