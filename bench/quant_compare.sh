@@ -43,8 +43,8 @@ for name in order:
     rss = j["peak_rss_bytes"] / 1048576
     idx = (j["peak_rss_bytes"] - j["rss_after_load_bytes"]) / 1048576
     cb = j.get("bytes_per_vector_codes", 0)
-    for r in j["results"]:
-        end = j.get("rss_end_bytes", 0) / 1048576
+    end = j.get("rss_end_bytes", 0) / 1048576
     anon = j.get("rss_anon_end_bytes", 0) / 1048576
-    print(f"{name:<16} {end:>11.1f} {anon:>12.1f} {idx:>13.1f} {cb:>11.1f} {r['ef']:>5} {r['recall']:>9.4f} {r['qps_1t']:>9.0f} {r.get('qps_1t_cpu', 0):>10.0f} {r['qps_nt']:>9.0f}")
+    for r in j["results"]:
+        print(f"{name:<16} {end:>11.1f} {anon:>12.1f} {idx:>13.1f} {cb:>11.1f} {r['ef']:>5} {r['recall']:>9.4f} {r['qps_1t']:>9.0f} {r.get('qps_1t_cpu', 0):>10.0f} {r['qps_nt']:>9.0f}")
 PY
