@@ -169,7 +169,7 @@ static int train_locked(ny_hnsw *h, struct ny_hnsw_qstate *qs, int force)
     return NY_OK;
 }
 
-static int live_count(const ny_hnsw *h)
+static int enough_to_train(const ny_hnsw *h)
 {
     ny_hnsw_stats st;
     ny_hnsw_get_stats(h, &st);
@@ -486,8 +486,17 @@ static const float *rescore_get(void *ctx, uint32_t id)
     return v->vecs + (size_t)id * v->dimp;
 }
 
+static int search_quant(const ny_hnsw *h, const float *query, size_t k, size_t ef, const ny_filter *filter,
+                        int rescore, float oversampling, uint32_t *ids, float *dists, int may_train);
+
 int ny_hnsw_search_quant(const ny_hnsw *h, const float *query, size_t k, size_t ef, const ny_filter *filter,
                          int rescore, float oversampling, uint32_t *ids, float *dists)
+{
+    return search_quant(h, query, k, ef, filter, rescore, oversampling, ids, dists, 1);
+}
+
+static int search_quant(const ny_hnsw *h, const float *query, size_t k, size_t ef, const ny_filter *filter,
+                        int rescore, float oversampling, uint32_t *ids, float *dists, int may_train)
 {
     if (!h || !query || (k && !ids)) return ny_error(NY_EINVAL, "hnsw_search_quant: NULL argument");
     if (!(oversampling <= 0 || (oversampling >= 1 && oversampling <= 1000)))
@@ -505,7 +514,7 @@ int ny_hnsw_search_quant(const ny_hnsw *h, const float *query, size_t k, size_t 
     qtrained *t = qs ? atomic_load_explicit(&qs->t, memory_order_acquire) : NULL;
     if (!t) {
         ny_hnsw_read_exit(h, slot);
-        if (qs && live_count(h)) {
+        if (qs && may_train && enough_to_train(h)) {
             /* Enough vectors now: train (once; others wait on the lock). */
             ny_hnsw *hm = (ny_hnsw *)h;
             ny_hnsw_excl_lock(hm);
@@ -513,7 +522,7 @@ int ny_hnsw_search_quant(const ny_hnsw *h, const float *query, size_t k, size_t 
             int rc = (q2 && !atomic_load(&q2->t)) ? train_locked(hm, q2, 0) : NY_OK;
             ny_hnsw_excl_unlock(hm);
             if (rc) return rc;
-            return ny_hnsw_search_quant(h, query, k, ef, filter, rescore, oversampling, ids, dists);
+            return search_quant(h, query, k, ef, filter, rescore, oversampling, ids, dists, 0);
         }
         return ny_hnsw_search(h, query, k, ef, filter, ids, dists);
     }
