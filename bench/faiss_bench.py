@@ -86,6 +86,8 @@ def main():
     ap.add_argument("--limit-queries", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--json")
+    ap.add_argument("--index", choices=["hnsw-flat", "hnsw-sq8"], default="hnsw-flat",
+                    help="hnsw-sq8: IndexHNSWSQ with 8-bit scalar codes (no rescoring)")
     a = ap.parse_args()
     efs = [int(x) for x in a.ef.split(",") if x]
     metric = a.metric or infer_metric(a.data)
@@ -106,10 +108,15 @@ def main():
     rss_loaded = peak_rss()
 
     fm = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
-    index = faiss.IndexHNSWFlat(dim, a.m, fm)
+    if a.index == "hnsw-sq8":
+        index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, a.m, fm)
+    else:
+        index = faiss.IndexHNSWFlat(dim, a.m, fm)
     index.hnsw.efConstruction = a.ef_construction
     faiss.omp_set_num_threads(a.threads)
     t0, c0 = time.perf_counter(), time.process_time()
+    if not index.is_trained:
+        index.train(base)
     index.add(base)
     build_s, build_cpu_s = time.perf_counter() - t0, time.process_time() - c0
     # Memory per vector excluding the vector: neighbour lists (int32 per
@@ -153,7 +160,7 @@ def main():
         results.append(r)
     peak = peak_rss()
 
-    print(f"faiss bench  data={a.data}  n={n} dim={dim} nq={nq} metric={metric}  faiss {faiss.__version__}")
+    print(f"faiss bench  data={a.data}  n={n} dim={dim} nq={nq} metric={metric}  faiss {faiss.__version__}  index {a.index}")
     print(f"M={a.m} ef_construction={a.ef_construction} threads={a.threads}  build {build_s:.2f} s ({build_cpu_s:.2f} s CPU)")
     print(f"index memory per vector (excluding the vector): {bpv_index:.1f} B")
     print(f"peak RSS {peak / 1048576:.1f} MiB ({rss_loaded / 1048576:.1f} MiB after loading)\n")
@@ -164,7 +171,7 @@ def main():
         out = {"library": "faiss", "n": n, "dim": dim, "nq": nq, "k": k, "metric": metric, "m": a.m,
                "ef_construction": a.ef_construction, "threads": a.threads, "build_s": round(build_s, 4), "build_cpu_s": round(build_cpu_s, 4),
                "peak_rss_bytes": peak, "rss_after_load_bytes": rss_loaded,
-               "bytes_per_vector_index": round(bpv_index, 1), "faiss_version": faiss.__version__,
+               "bytes_per_vector_index": round(bpv_index, 1), "faiss_version": faiss.__version__, "index": a.index,
                "results": [{kk: (round(v, 5) if isinstance(v, float) else v) for kk, v in r.items()} for r in results]}
         with open(a.json, "w") as f:
             json.dump(out, f)

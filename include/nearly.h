@@ -210,6 +210,50 @@ int ny_hnsw_save(ny_hnsw *h, const char *path);
  * says what is wrong on a truncated or corrupt file. */
 int ny_hnsw_load(const char *path, ny_hnsw **out);
 
+/* ===== Quantization (HNSW) ============================================= *
+ * Compact codes (src/quant) kept next to the float vectors: the graph walk
+ * scores neighbours on codes, then the best oversampling * k candidates are
+ * re-ranked with the float vectors (Qdrant's params.quantization).
+ * See docs/quantization.md. */
+
+/* Minimum live vectors before the quantizer is trained automatically. */
+#define NY_HNSW_QUANT_MIN_TRAIN 1000
+
+/* Configures quantization from Qdrant's quantization_config JSON
+ * ({"scalar": {"type": "int8", "quantile": 0.99, "always_ram": true}} or
+ * {"binary": {...}}); NULL or "null" removes it.  Trains on the index's
+ * vectors (a sample of at most 100,000) and encodes them all when it holds
+ * at least NY_HNSW_QUANT_MIN_TRAIN live vectors; otherwise training happens
+ * at the first quantized search once there are enough (before that such
+ * searches use the float vectors).  Inserts are encoded as they are added.
+ * Blocks inserts while it runs; searches continue.  Persisted by
+ * ny_hnsw_save (in path + ".quant"; codes are re-encoded on load). */
+int ny_hnsw_set_quantization(ny_hnsw *h, const char *json);
+/* The configuration in Qdrant's schema (free with ny_free), or *out = NULL
+ * if none. */
+int ny_hnsw_get_quantization(const ny_hnsw *h, char **out);
+/* (Re)trains the quantizer on the current vectors (any count >= 1) and
+ * re-encodes every vector.  NY_EINVAL without a configuration. */
+int ny_hnsw_quant_train(ny_hnsw *h);
+/* 1 if a trained quantizer is attached, else 0. */
+int ny_hnsw_quant_ready(const ny_hnsw *h);
+/* Bytes of RAM held by the codes (0 if none). */
+size_t ny_hnsw_quant_bytes(const ny_hnsw *h);
+/* Approximate k-NN on codes.  rescore: 1 re-ranks the best
+ * max(k, oversampling * k) candidates (the beam is widened to hold them)
+ * with exact float distances, 0 returns code-estimated distances, -1 means
+ * the default (1).  oversampling <= 0 means 1.  Without a trained
+ * quantizer this is ny_hnsw_search.  Output contract as ny_hnsw_search. */
+int ny_hnsw_search_quant(const ny_hnsw *h, const float *query, size_t k, size_t ef,
+                         const ny_filter *filter, int rescore, float oversampling,
+                         uint32_t *ids, float *dists);
+/* vectors.on_disk: moves the float rows of the vectors indexed so far into
+ * an unnamed memory-mapped file created in dir (same addresses, searches
+ * may run meanwhile; inserts wait).  The kernel may then evict them, and
+ * with quantized search only rescoring reads rows.  Rows added later stay
+ * in RAM until the next call.  *bytes (may be NULL) gets the bytes moved. */
+int ny_hnsw_vectors_to_disk(ny_hnsw *h, const char *dir, size_t *bytes);
+
 /* ===== Collections: points, payloads, durability ======================== *
  *
  * A database is a data directory holding named collections.  A collection

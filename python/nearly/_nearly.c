@@ -2290,14 +2290,16 @@ static PyObject *Collection_clear_payload(CollectionObject *self, PyObject *cons
 }
 
 /* search(query, limit=10, filter=None, ef=None, exact=False, offset=0, score_threshold=None,
- *        with_payload=True, with_vector=False) */
+ *        with_payload=True, with_vector=False, quantization=None)
+ * quantization: Qdrant's params.quantization as a dict {"ignore": bool,
+ * "rescore": bool, "oversampling": float >= 1}. */
 static PyObject *Collection_search(CollectionObject *self, PyObject *const *args, Py_ssize_t nargs,
                                    PyObject *kwnames)
 {
     static const char *const names[] = {"query", "limit", "filter", "ef", "exact", "offset", "score_threshold",
-                                        "with_payload", "with_vector"};
-    PyObject *v[9] = {NULL};
-    if (parse_args("search", args, nargs, kwnames, names, 9, 3, 1, v) < 0) return NULL;
+                                        "with_payload", "with_vector", "quantization"};
+    PyObject *v[10] = {NULL};
+    if (parse_args("search", args, nargs, kwnames, names, 10, 3, 1, v) < 0) return NULL;
     if (!self->c) return raise_closed("Collection");
     ny_search_params sp;
     memset(&sp, 0, sizeof sp);
@@ -2314,6 +2316,40 @@ static PyObject *Collection_search(CollectionObject *self, PyObject *const *args
         if (t != t) { PyErr_SetString(InvalidArgumentError, "score_threshold is NaN"); return NULL; }
         sp.has_score_threshold = 1;
         sp.score_threshold = (float)t;
+    }
+    if (v[9] && v[9] != Py_None) {
+        if (!PyDict_Check(v[9])) {
+            PyErr_SetString(InvalidArgumentError, "search: quantization must be a dict {ignore, rescore, oversampling}");
+            return NULL;
+        }
+        PyObject *key, *val;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(v[9], &pos, &key, &val)) {
+            const char *kn = PyUnicode_Check(key) ? PyUnicode_AsUTF8(key) : NULL;
+            if (!kn) {
+                PyErr_SetString(InvalidArgumentError, "search: quantization keys must be strings");
+                return NULL;
+            }
+            if (!strcmp(kn, "ignore") || !strcmp(kn, "rescore")) {
+                int b = val == Py_None ? -1 : PyObject_IsTrue(val);
+                if (val != Py_None && b < 0) return NULL;
+                if (kn[0] == 'i') sp.quant_ignore = b > 0;
+                else sp.quant_rescore = b;
+            } else if (!strcmp(kn, "oversampling")) {
+                if (val == Py_None) continue;
+                double o = PyFloat_AsDouble(val);
+                if (o == -1.0 && PyErr_Occurred()) return NULL;
+                if (!(o >= 1 && o <= 1000)) {
+                    PyErr_Format(InvalidArgumentError, "search: quantization.oversampling must be in 1..1000, got %g", o);
+                    return NULL;
+                }
+                sp.quant_oversampling = (float)o;
+            } else {
+                PyErr_Format(InvalidArgumentError,
+                             "search: unknown quantization parameter '%.60s' (expected ignore, rescore, oversampling)", kn);
+                return NULL;
+            }
+        }
     }
     sp.limit = limit;
     sp.offset = offset;

@@ -12,8 +12,14 @@
  * measurements in the same order (warm-up, then per ef: the 1-thread pass,
  * then the N-thread pass) and print the same JSON, so that
  * bench/compare.sh can put them side by side.
+ *
+ * --quant int8|int4|binary searches on quantized codes (ny_hnsw_search_quant)
+ * with rescoring of oversampling * k candidates (--oversampling, default
+ * 2; --no-rescore returns the code estimates); the codes are trained on
+ * the indexed vectors after the build.
  */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +31,43 @@
 #include "common/common.h"
 
 #define MAX_EF 64
+
+/* The N-thread pass on codes (ny_hnsw_search_batch has no quantized
+ * variant). */
+typedef struct qbatch {
+    const ny_hnsw *h;
+    const float *queries;
+    size_t dim, k, ef;
+    int rescore;
+    float os;
+    uint32_t *ids;
+    float *dists;
+    _Atomic int rc;
+} qbatch;
+
+static void qbatch_task(void *ctx, size_t q, int worker)
+{
+    (void)worker;
+    qbatch *b = ctx;
+    int got = ny_hnsw_search_quant(b->h, b->queries + q * b->dim, b->k, b->ef, NULL, b->rescore, b->os,
+                                   b->ids + q * b->k, b->dists + q * b->k);
+    if (got < 0) atomic_store(&b->rc, got);
+    for (size_t j = got < 0 ? 0 : (size_t)got; j < b->k; j++) b->ids[q * b->k + j] = UINT32_MAX;
+}
+
+/* A current memory figure of /proc/self/status in bytes ("VmRSS:",
+ * "RssAnon:"), 0 if unknown. */
+static size_t proc_status_bytes(const char *key)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    char line[256];
+    size_t kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, key, strlen(key))) kb = (size_t)strtoull(line + strlen(key), NULL, 10);
+    fclose(f);
+    return kb * 1024;
+}
 
 typedef struct ef_result {
     size_t ef;
@@ -68,10 +111,15 @@ static void bench_usage(FILE *f)
             "usage: nearly bench --data DIR [--ef 10,20,40,80,160] [--threads N] [--m 16]\n"
             "                    [--ef-construction 200] [--metric cosine|dot|l2|angular]\n"
             "                    [--k 10] [--limit-queries N] [--repeat 1] [--json FILE]\n"
+            "                    [--quant none|int8|int4|binary [--oversampling 2] [--no-rescore]]\n"
+            "                    [--on-disk DIR]\n"
             "DIR holds base.fvecs, query.fvecs and groundtruth.ivecs.  The metric is\n"
             "inferred from DIR's name (...-angular, ...-euclidean) or DIR/meta.json when\n"
             "not given.  --threads defaults to the number of CPUs; --repeat R keeps the\n"
-            "best QPS of R passes.\n");
+            "best QPS of R passes.  --quant searches on quantized codes (trained on the\n"
+            "indexed vectors after the build) and rescores oversampling*k candidates\n"
+            "with the float vectors.  --on-disk DIR moves the float vectors into a\n"
+            "memory-mapped file in DIR after the build (vectors.on_disk).\n");
 }
 
 int cmd_bench(int argc, char **argv)
@@ -80,7 +128,9 @@ int cmd_bench(int argc, char **argv)
     size_t efs[MAX_EF] = {10, 20, 40, 80, 160}, nef = 5;
     size_t threads = (size_t)ny_cpu_count(), m = 16, efc = 200, k = 10, limit = 0, repeat = 1;
     ny_metric metric = NY_COSINE;
-    int have_metric = 0;
+    int have_metric = 0, rescore = 1;
+    const char *quant = "none", *on_disk = NULL;
+    double oversampling = 2;
     for (int i = 1; i < argc; i++) {
         int r;
 #define OPT(name) ((r = arg_opt(argc, argv, &i, name, &v)) != 0)
@@ -107,6 +157,26 @@ int cmd_bench(int argc, char **argv)
             if (r < 0 || arg_size("bench", "--limit-queries", v, 1, SIZE_MAX, &limit)) goto bad;
         } else if (OPT("--repeat")) {
             if (r < 0 || arg_size("bench", "--repeat", v, 1, 100, &repeat)) goto bad;
+        } else if (OPT("--quant")) {
+            if (r < 0) goto missing;
+            if (strcmp(v, "none") && strcmp(v, "int8") && strcmp(v, "int4") && strcmp(v, "binary")) {
+                fprintf(stderr, "bench: --quant must be none, int8, int4 or binary (got '%s')\n", v);
+                return 2;
+            }
+            quant = v;
+        } else if (OPT("--oversampling")) {
+            if (r < 0) goto missing;
+            char *end;
+            oversampling = strtod(v, &end);
+            if (*end || !(oversampling >= 1 && oversampling <= 1000)) {
+                fprintf(stderr, "bench: --oversampling must be a number in 1..1000 (got '%s')\n", v);
+                return 2;
+            }
+        } else if (OPT("--on-disk")) {
+            if (r < 0) goto missing;
+            on_disk = v;
+        } else if (!strcmp(argv[i], "--no-rescore")) {
+            rescore = 0;
         } else if (OPT("--metric")) {
             if (r < 0) goto missing;
             if (ny_metric_parse(v, &metric) != NY_OK) {
@@ -171,6 +241,25 @@ int cmd_bench(int argc, char **argv)
     ny_hnsw_get_stats(h, &st);
     double bpv_index = st.count ? (double)(st.bytes_graph + st.bytes_other) / (double)st.count : 0;
     double bpv_vec = st.count ? (double)st.bytes_vectors / (double)st.count : 0;
+    int use_q = strcmp(quant, "none") != 0;
+    double train_s = 0, bpv_codes = 0;
+    if (use_q) {
+        char qj[128];
+        if (!strcmp(quant, "binary")) snprintf(qj, sizeof qj, "{\"binary\": {\"always_ram\": true}}");
+        else snprintf(qj, sizeof qj, "{\"scalar\": {\"type\": \"%s\", \"quantile\": 0.99, \"always_ram\": true}}", quant);
+        double tq = ny_now();
+        if (ny_hnsw_set_quantization(h, qj) != NY_OK || ny_hnsw_quant_train(h) != NY_OK) goto fail;
+        train_s = ny_now() - tq;
+        bpv_codes = st.count ? (double)ny_hnsw_quant_bytes(h) / (double)st.count : 0;
+    }
+    size_t disk_bytes = 0;
+    if (on_disk && ny_hnsw_vectors_to_disk(h, on_disk, &disk_bytes) != NY_OK) goto fail;
+    /* The base vectors are not needed any more (recall uses the ground
+     * truth): free them so that the RSS at the end is the index's. */
+    free(ds.base);
+    ds.base = NULL;
+    qbatch qb = {.h = h, .queries = ds.queries, .dim = ds.dim, .k = k, .rescore = rescore, .os = (float)oversampling,
+                 .ids = ids, .dists = dists};
 
     /* Warm-up: touch the graph once (untimed), as the peer programs do. */
     if (ny_hnsw_search_batch(h, ds.queries, NY_MIN(ds.nq, (size_t)200), k, efs[0], NULL, T, ids, dists) != NY_OK)
@@ -184,7 +273,9 @@ int cmd_bench(int argc, char **argv)
             double tp = ny_now(), cp = thread_cpu();
             for (size_t q = 0; q < ds.nq; q++) {
                 double tq = ny_now();
-                int got = ny_hnsw_search(h, ds.queries + q * ds.dim, k, efs[e], NULL, ids + q * k, dists + q * k);
+                int got = use_q ? ny_hnsw_search_quant(h, ds.queries + q * ds.dim, k, efs[e], NULL, rescore,
+                                                       (float)oversampling, ids + q * k, dists + q * k)
+                                : ny_hnsw_search(h, ds.queries + q * ds.dim, k, efs[e], NULL, ids + q * k, dists + q * k);
                 lat[q] = ny_now() - tq;
                 if (got < 0) goto fail;
                 for (size_t j = (size_t)got; j < k; j++) ids[q * k + j] = UINT32_MAX;
@@ -212,12 +303,19 @@ int cmd_bench(int argc, char **argv)
                 r->recall = (double)hits / (double)(ds.nq * k);
             }
             tp = ny_now();
-            if (ny_hnsw_search_batch(h, ds.queries, ds.nq, k, efs[e], NULL, T, ids, dists) != NY_OK) goto fail;
+            if (use_q) {
+                qb.ef = efs[e];
+                atomic_store(&qb.rc, 0);
+                ny_parallel_for(ds.nq, 16, T, qbatch_task, &qb);
+                if (atomic_load(&qb.rc) != NY_OK) goto fail;
+            } else if (ny_hnsw_search_batch(h, ds.queries, ds.nq, k, efs[e], NULL, T, ids, dists) != NY_OK) {
+                goto fail;
+            }
             double qpsn = (double)ds.nq / (ny_now() - tp);
             if (qpsn > r->qps_nt) r->qps_nt = qpsn;
         }
     }
-    size_t peak = ny_peak_rss();
+    size_t peak = ny_peak_rss(), rss_end = proc_status_bytes("VmRSS:"), anon_end = proc_status_bytes("RssAnon:");
 
     printf("nearly bench  data=%s  n=%zu dim=%zu nq=%zu metric=%s (%s)  simd=%s\n", data, ds.n, ds.dim, ds.nq,
            ny_metric_name(metric), how, ny_simd_name(ny_simd_active()));
@@ -225,6 +323,14 @@ int cmd_bench(int argc, char **argv)
            (double)ds.n / build_s, build_cpu_s);
     printf("index memory per vector: %.1f B graph+metadata (excluding the vector), %.1f B vector rows\n",
            bpv_index, bpv_vec);
+    if (use_q)
+        printf("quantization %s: %s, codes %.1f B/vector, trained and encoded in %.2f s\n", quant,
+               rescore ? "rescoring oversampling x k candidates" : "no rescoring", bpv_codes, train_s);
+    if (use_q && rescore) printf("oversampling %g\n", oversampling);
+    if (on_disk) printf("vectors on disk: %.1f MiB moved to a memory-mapped file in %s\n", (double)disk_bytes / 1048576.0, on_disk);
+    printf("RSS at the end %.1f MiB, of which anonymous %.1f MiB (index + queries; base vectors freed after the build;\n"
+           "file pages of on-disk vectors count while mapped but the kernel can evict them)\n",
+           (double)rss_end / 1048576.0, (double)anon_end / 1048576.0);
     printf("peak RSS %.1f MiB (%.1f MiB after loading the data files)\n\n", (double)peak / 1048576.0,
            (double)rss_loaded / 1048576.0);
     char rh[32], qh[32];
@@ -248,9 +354,11 @@ int cmd_bench(int argc, char **argv)
                 "{\"library\": \"nearly\", \"n\": %zu, \"dim\": %zu, \"nq\": %zu, \"k\": %zu, \"metric\": \"%s\", "
                 "\"m\": %zu, \"ef_construction\": %zu, \"threads\": %d, \"build_s\": %.4f, "
                 "\"build_cpu_s\": %.4f, \"peak_rss_bytes\": %zu, \"rss_after_load_bytes\": %zu, "
-                "\"bytes_per_vector_index\": %.1f, \"bytes_per_vector_vectors\": %.1f, \"simd\": \"%s\",\n \"results\": [",
+                "\"bytes_per_vector_index\": %.1f, \"bytes_per_vector_vectors\": %.1f, \"simd\": \"%s\", "
+                "\"quant\": \"%s\", \"rescore\": %d, \"oversampling\": %g, \"bytes_per_vector_codes\": %.1f, "
+                "\"on_disk\": %d, \"rss_end_bytes\": %zu, \"rss_anon_end_bytes\": %zu,\n \"results\": [",
                 ds.n, ds.dim, ds.nq, k, ny_metric_name(metric), m, efc, T, build_s, build_cpu_s, peak, rss_loaded, bpv_index,
-                bpv_vec, ny_simd_name(ny_simd_active()));
+                bpv_vec, ny_simd_name(ny_simd_active()), quant, rescore, use_q ? oversampling : 0, bpv_codes, on_disk != NULL, rss_end, anon_end);
         for (size_t e = 0; e < nef; e++)
             fprintf(f,
                     "%s\n  {\"ef\": %zu, \"recall\": %.5f, \"qps_1t\": %.1f, \"qps_nt\": %.1f, \"p50_us\": %.2f, "

@@ -14,6 +14,7 @@
 
 #include "collection/coll.h"
 #include "collection/coll_index.h"
+#include "collection/coll_quant.h"
 #include "filter/filter.h"
 #include "storage/fileio.h"
 
@@ -1410,7 +1411,7 @@ int ny_collection_search(ny_collection *c, const ny_search_params *p, ny_records
         if (exact) {
             got = ny_hnsw_search_exact(c->index, q, k, &flt, ids, dists);
         } else {
-            got = ny_hnsw_search(c->index, q, k, p->hnsw_ef, &flt, ids, dists);
+            got = ny_coll_quant_search(c, p, q, k, &flt, ids, dists);
             /* A restrictive filter can starve the graph walk: fall back to a
              * scan when it found fewer results than there are matches. */
             if (got >= 0 && (size_t)got < k && f && est > (size_t)got)
@@ -1542,6 +1543,7 @@ int ny_collection_update_config(ny_collection *c, const char *patch_json)
     if (rc == NY_OK) rc = ny_cfg_apply_update(&c->cfg, patch_json);
     if (rc == NY_OK) {
         rc = ny_cfg_save(&c->cfg, c->dir);
+        if (rc == NY_OK) rc = ny_coll_quant_sync(c);
         if (rc != NY_OK) {
             json_decref(c->cfg.root);
             c->cfg.root = backup;

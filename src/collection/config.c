@@ -5,9 +5,11 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "collection/coll.h"
+#include "quant/quant.h"
 #include "storage/fileio.h"
 
 int ny_check_name(const char *name, const char *what)
@@ -161,6 +163,13 @@ static int quant_check(json_t *q, const char *sec)
         kinds++;
     }
     if (kinds != 1) return ny_error(NY_EINVAL, "%s: expected exactly one of scalar, product, binary", sec);
+    /* The codec's own checks (types, ranges; "product" is not supported). */
+    char *txt = json_dumps(q, JSON_COMPACT);
+    if (!txt) return ny_error(NY_ENOMEM, "out of memory");
+    ny_quant_config qc;
+    int rc = ny_quant_config_from_json(txt, &qc, NULL);
+    free(txt);
+    if (rc != NY_OK) return ny_error(rc, "%s: %s", sec, ny_errmsg());
     return NY_OK;
 }
 

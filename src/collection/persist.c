@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "collection/coll.h"
+#include "collection/coll_quant.h"
 #include "storage/fileio.h"
 
 #define PTS_MAGIC "NYPTS001"
@@ -233,16 +234,17 @@ static int write_manifest(const char *dir, uint64_t lsn)
 /* Removes checkpoint files other than those of `keep` and stray temps. */
 static void remove_stale(const ny_collection *c, uint64_t keep)
 {
-    char keep_i[64], keep_p[64];
+    char keep_i[64], keep_p[64], keep_q[80];
     snprintf(keep_i, sizeof keep_i, "index-%" PRIu64 ".hnsw", keep);
     snprintf(keep_p, sizeof keep_p, "points-%" PRIu64 ".dat", keep);
+    snprintf(keep_q, sizeof keep_q, "%s.quant", keep_i); /* ny_hnsw_save's quantization file */
     DIR *d = opendir(c->dir);
     if (!d) return;
     struct dirent *e;
     while ((e = readdir(d))) {
         const char *n = e->d_name;
         int ours = (!strncmp(n, "index-", 6) || !strncmp(n, "points-", 7) || strstr(n, ".tmp"));
-        if (!ours || !strcmp(n, keep_i) || !strcmp(n, keep_p)) continue;
+        if (!ours || !strcmp(n, keep_i) || !strcmp(n, keep_p) || !strcmp(n, keep_q)) continue;
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", c->dir, n);
         unlink(path);
@@ -257,7 +259,8 @@ static int new_index(ny_collection *c)
     if (c->cfg.m >= 2) hp.m = c->cfg.m;
     hp.ef_construction = c->cfg.ef_construct;
     hp.capacity = 1024;
-    return ny_hnsw_new(&hp, &c->index);
+    int rc = ny_hnsw_new(&hp, &c->index);
+    return rc ? rc : ny_coll_quant_sync(c);
 }
 
 int ny_persist_load(ny_collection *c)
@@ -281,6 +284,8 @@ int ny_persist_load(ny_collection *c)
     ny_hnsw_get_stats(c->index, &st);
     if (st.dim != c->dim || st.metric != c->metric)
         return ny_error(NY_ECORRUPT, "%s: index dimension/metric do not match the collection config", ip);
+    if ((rc = ny_coll_quant_sync(c)) != NY_OK) return rc;
+    if ((rc = ny_coll_vectors_sync(c)) != NY_OK) return rc;
     rc = load_points(c, pp, lsn);
     if (rc != NY_OK) return rc;
     struct stat s1, s2;
@@ -332,6 +337,9 @@ static int do_checkpoint(ny_collection *c)
         c->ckpt_lsn = L;
         c->ckpt_time = ny_now();
         atomic_store(&c->vecs_since_ckpt, 0);
+        /* vectors.on_disk: rows indexed since the last time go to the mapped file. */
+        if (ny_coll_vectors_sync(c) != NY_OK)
+            fprintf(stderr, "nearly: collection %s: vectors stay in RAM: %s\n", c->name, ny_errmsg());
     } else {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", ny_errmsg());

@@ -162,6 +162,9 @@ struct ny_hnsw {
     _Atomic uint64_t entry; /* (top level << 32) | entry node, NONE32 if empty */
     _Atomic size_t n_live, n_deleted, max_id;
 
+    /* Quantized codes (src/index/hnsw_quant.c); NULL when not configured. */
+    struct ny_hnsw_qstate *_Atomic qstate;
+
     _Alignas(64) _Atomic uint64_t rd_epoch;
     _Alignas(64) _Atomic long rd_cnt0;
     _Alignas(64) _Atomic long rd_cnt1;
@@ -922,6 +925,7 @@ int ny_hnsw_new(const ny_hnsw_params *p, ny_hnsw **out)
 void ny_hnsw_free(ny_hnsw *h)
 {
     if (!h) return;
+    ny_hnsw_q_free(atomic_load(&h->qstate));
     vreg_free(&h->r_vec);
     vreg_free(&h->r_link0);
     vreg_free(&h->r_level);
@@ -1111,6 +1115,8 @@ static int add_locked(ny_hnsw *h, scratch *s, uint32_t id, const float *vec)
     memcpy(row, vec, h->dim * sizeof(float));
     memset(row + h->dim, 0, (h->dimp - h->dim) * sizeof(float));
     if (h->metric == NY_COSINE) ny_normalize(row, h->dim);
+    struct ny_hnsw_qstate *qs = atomic_load_explicit(&h->qstate, memory_order_acquire);
+    if (qs) ny_hnsw_q_on_add(qs, i, row);
     /* Claim the external id. */
     uint32_t cur = atomic_load(&h->e2i[id]);
     for (;;) {
@@ -1814,6 +1820,7 @@ int ny_hnsw_save(ny_hnsw *h, const char *path)
     if (rc != NY_OK) {
         unlink(tmp);
     } else {
+        rc = ny_hnsw_q_save(h, path);
         /* Make the rename durable. */
         char *dir = strdup(path);
         if (dir) {
@@ -1999,6 +2006,7 @@ int ny_hnsw_load(const char *path, ny_hnsw **out)
         rc = ny_error(NY_ECORRUPT, "hnsw_load: %s: %s", path, ny_errmsg());
         goto fail;
     }
+    if ((rc = ny_hnsw_q_load(h, path))) goto fail;
     *out = h;
     return NY_OK;
 fail:
@@ -2041,3 +2049,36 @@ int ny_hnsw_search_exact_ids(const ny_hnsw *h, const float *query, size_t k, con
     scratch_put(s);
     return (int)n;
 }
+
+/* ===== Internal view for src/index/hnsw_quant.c ======================== */
+
+_Static_assert(NF_USED == NY_HNSW_F_USED && NF_LIVE == NY_HNSW_F_LIVE && NF_DEL == NY_HNSW_F_DEL, "flag bits");
+
+void ny_hnsw_get_view(const ny_hnsw *h, ny_hnsw_view *v)
+{
+    v->dim = h->dim;
+    v->dimp = h->dimp;
+    v->metric = h->metric;
+    v->nmax = h->nmax;
+    v->vecs = h->vecs;
+    v->link0 = h->link0;
+    v->stride0 = h->stride0;
+    v->upper = h->upper;
+    v->uoff = h->uoff;
+    v->strideu = h->strideu;
+    v->level = h->level;
+    v->flags = h->flags;
+    v->i2e = h->i2e;
+}
+
+uint64_t ny_hnsw_entry(const ny_hnsw *h) { return atomic_load(&h->entry); }
+int ny_hnsw_read_enter(const ny_hnsw *h) { return rd_enter(h); }
+void ny_hnsw_read_exit(const ny_hnsw *h, int slot) { rd_exit(h, slot); }
+void ny_hnsw_excl_lock(ny_hnsw *h) { pthread_rwlock_wrlock(&h->rw); }
+void ny_hnsw_excl_unlock(ny_hnsw *h) { pthread_rwlock_unlock(&h->rw); }
+void ny_hnsw_grace(ny_hnsw *h) { grace_period(h); }
+struct ny_hnsw_qstate *ny_hnsw_qstate_get(const ny_hnsw *h)
+{
+    return atomic_load_explicit(&((ny_hnsw *)h)->qstate, memory_order_acquire);
+}
+void ny_hnsw_qstate_set(ny_hnsw *h, struct ny_hnsw_qstate *q) { atomic_store_explicit(&h->qstate, q, memory_order_release); }

@@ -5,7 +5,9 @@
 #ifndef NY_INDEX_HNSW_H
 #define NY_INDEX_HNSW_H
 
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "nearly.h"
 
@@ -22,5 +24,52 @@ size_t ny_hnsw_reachable(const ny_hnsw *h);
 
 /* Number of internal nodes allocated (live + tombstones + free slots). */
 size_t ny_hnsw_node_count(const ny_hnsw *h);
+
+/* ---- Narrow internal view, for the quantized search (hnsw_quant.c) ---- *
+ * Every array lives in a reserved region that never moves, so the pointers
+ * stay valid for the index's lifetime.  Node i's level-0 list is
+ * link0[i * stride0]: [count | ids]; its level-l list (1 <= l <= level[i])
+ * is upper[uoff[i] + (l - 1) * strideu].  Counts and ids are read with
+ * acquire (writers store them with release). */
+#define NY_HNSW_F_USED 2u
+#define NY_HNSW_F_LIVE 4u
+#define NY_HNSW_F_DEL 8u
+
+typedef struct ny_hnsw_view {
+    size_t dim, dimp, nmax;
+    ny_metric metric;
+    const float *vecs; /* rows of dimp floats (normalised for COSINE) */
+    const _Atomic uint32_t *link0;
+    uint32_t stride0;
+    const _Atomic uint32_t *upper;
+    const uint32_t *uoff;
+    uint32_t strideu;
+    const uint8_t *level;
+    const _Atomic uint8_t *flags;
+    const uint32_t *i2e;
+} ny_hnsw_view;
+
+void ny_hnsw_get_view(const ny_hnsw *h, ny_hnsw_view *v);
+/* (top level << 32) | entry node; low 32 bits UINT32_MAX when empty. */
+uint64_t ny_hnsw_entry(const ny_hnsw *h);
+/* Reader section: nodes seen inside are not recycled before exit. */
+int ny_hnsw_read_enter(const ny_hnsw *h);
+void ny_hnsw_read_exit(const ny_hnsw *h, int slot);
+/* Excludes inserts, deletes, vacuum and save (not searches). */
+void ny_hnsw_excl_lock(ny_hnsw *h);
+void ny_hnsw_excl_unlock(ny_hnsw *h);
+/* Waits for every reader section active at the call (hold excl_lock). */
+void ny_hnsw_grace(ny_hnsw *h);
+
+/* Quantization state attached to the index (hnsw_quant.c). */
+struct ny_hnsw_qstate;
+struct ny_hnsw_qstate *ny_hnsw_qstate_get(const ny_hnsw *h);
+void ny_hnsw_qstate_set(ny_hnsw *h, struct ny_hnsw_qstate *q);
+/* Hooks called by hnsw.c: encode node's row on insert (before it is
+ * linked), free, and persist next to the index file (path + ".quant"). */
+void ny_hnsw_q_on_add(struct ny_hnsw_qstate *q, uint32_t node, const float *row);
+void ny_hnsw_q_free(struct ny_hnsw_qstate *q);
+int ny_hnsw_q_save(const ny_hnsw *h, const char *path);
+int ny_hnsw_q_load(ny_hnsw *h, const char *path);
 
 #endif

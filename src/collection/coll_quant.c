@@ -1,0 +1,57 @@
+/*
+ * coll_quant.c -- see coll_quant.h.
+ */
+#include "collection/coll_quant.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "common/common.h"
+#include "quant/quant.h"
+
+/* Canonical text of a quantization_config (NULL for none). */
+static int canonical(const char *json, char **out)
+{
+    *out = NULL;
+    if (!json) return NY_OK;
+    ny_quant_config qc;
+    int always_ram = 0;
+    int rc = ny_quant_config_from_json(json, &qc, &always_ram);
+    if (rc == NY_OK) rc = ny_quant_config_to_json(&qc, always_ram, out);
+    return rc;
+}
+
+int ny_coll_quant_sync(ny_collection *c)
+{
+    json_t *q = json_object_get(json_object_get(c->cfg.root, "config"), "quantization_config");
+    char *want_raw = (q && !json_is_null(q)) ? json_dumps(q, JSON_COMPACT) : NULL;
+    if (q && !json_is_null(q) && !want_raw) return ny_error(NY_ENOMEM, "out of memory");
+    char *want = NULL, *have = NULL;
+    int rc = canonical(want_raw, &want);
+    if (rc == NY_OK) rc = ny_hnsw_get_quantization(c->index, &have);
+    if (rc == NY_OK && !((!want && !have) || (want && have && !strcmp(want, have))))
+        rc = ny_hnsw_set_quantization(c->index, want_raw);
+    free(want_raw);
+    free(want);
+    free(have);
+    return rc;
+}
+
+int ny_coll_vectors_sync(ny_collection *c)
+{
+    json_t *od = json_object_get(
+        json_object_get(json_object_get(json_object_get(c->cfg.root, "config"), "params"), "vectors"), "on_disk");
+    if (!json_is_true(od)) return NY_OK;
+    return ny_hnsw_vectors_to_disk(c->index, c->dir, NULL);
+}
+
+int ny_coll_quant_search(ny_collection *c, const ny_search_params *p, const float *q, size_t k,
+                         const ny_filter *flt, uint32_t *ids, float *dists)
+{
+    /* Without a (trained) quantizer ny_hnsw_search_quant is the float
+     * search; it trains at the first search once there are enough vectors. */
+    if (p->quant_ignore) return ny_hnsw_search(c->index, q, k, p->hnsw_ef, flt, ids, dists);
+    return ny_hnsw_search_quant(c->index, q, k, p->hnsw_ef, flt, p->quant_rescore, p->quant_oversampling, ids, dists);
+}
