@@ -317,11 +317,13 @@ static int cmp_idx_by_id(const void *a, const void *b, void *ctx)
 static int index_threads(size_t n) { return n >= 32 ? ny_cpu_count() : 1; }
 
 /* Replacing a point's vector never edits it in place: the new vector goes
- * into the index under a fresh vector id, then the map is switched over
- * under the exclusive lock, then the old vector id is deleted from the
- * index and recycled.  A reader (which holds the map lock shared for its
- * whole call) therefore always sees each point with a vector that is in
- * the index, and never a vector id the map does not vouch for. */
+ * into the pending set under a fresh vector id (the indexer thread moves
+ * it into the index later), then the map is switched over under the
+ * exclusive lock, then the old vector id is deleted from the index (or the
+ * pending set) and recycled.  A reader (which holds the map lock shared
+ * for its whole call) therefore always sees each point with a vector that
+ * is in the index or the pending set, and never a vector id the map does
+ * not vouch for. */
 
 /* Allocates m vector ids (rw exclusive, since arrays may grow). */
 static int vids_alloc(ny_collection *c, size_t m, uint32_t *out)
@@ -338,7 +340,8 @@ static int vids_alloc(ny_collection *c, size_t m, uint32_t *out)
     return rc;
 }
 
-/* ---- Pending vectors (replayed, not yet indexed).  rw held exclusively. */
+/* ---- Pending vectors (logged and applied, not yet indexed).  rw held
+ * exclusively. */
 
 static int pend_add(ny_collection *c, uint32_t vid, const float *vec)
 {
@@ -1479,8 +1482,8 @@ int ny_collection_search(ny_collection *c, const ny_search_params *p, ny_records
             got = ny_hnsw_search_exact(c->index, q, k, &flt, ids, dists);
     }
     if (got < 0) rc = got;
-    /* Vectors not indexed yet (recovered from the log, being indexed in
-     * the background): scan them exactly and merge. */
+    /* Vectors not indexed yet (upserted or recovered from the log, being
+     * indexed in the background): scan them exactly and merge. */
     for (size_t pi = 0; rc == NY_OK && pi < c->npend; pi++) {
         uint32_t vid = c->pend_vid[pi];
         if (!allow_cb(vid, &sf)) continue;
