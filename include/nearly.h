@@ -333,7 +333,11 @@ typedef struct ny_point {
 
 /* Inserts or replaces points (replacing vector and payload).  The batch is
  * validated first (dimension, NaN/inf, payload is an object): on error
- * nothing is applied. */
+ * nothing is applied.  On return the points are visible to every read and
+ * search; their vectors enter the HNSW graph in the background (status
+ * "yellow" until then; searches scan them exactly meanwhile).  If
+ * NEARLY_PENDING_MAX (default 20000) vectors are waiting to be indexed,
+ * the call first waits for the indexer (flow control). */
 int ny_collection_upsert(ny_collection *c, const ny_point *pts, size_t n, int wait);
 /* Replaces only the vectors of existing points (NY_ENOTFOUND, nothing
  * applied, if one is missing). */

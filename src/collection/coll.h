@@ -5,6 +5,10 @@
  * Locking, outermost first:
  *   c->ckpt_mu  one checkpoint or snapshot at a time
  *   c->wmu      serialises writers: WAL order == apply order
+ *   c->idx_mu   one pending-set drain at a time (the background indexer
+ *               holds it while it inserts a chunk, without wmu, so writers
+ *               keep going; a writer that must retire a vector of the chunk
+ *               in flight waits for it by taking idx_mu)
  *   c->rw       the point map, payloads and ids: writers take it
  *               exclusively only while they change the map; readers
  *               (retrieve, scroll, count, search) hold it shared for the
@@ -25,6 +29,8 @@
 #include "storage/wal.h"
 
 #define NY_VID_NONE UINT32_MAX
+/* Default flow-control limit on vectors waiting to be indexed. */
+#define NY_PENDING_MAX_DEFAULT 20000
 
 /* WAL record types. */
 enum {
@@ -82,9 +88,18 @@ struct ny_collection {
     size_t count;
 
     struct ny_pindex *pidx;    /* payload indexes (coll_index.c) */
-    /* Vectors replayed from the log at open and not yet in the index (a
-     * background thread indexes them; searches scan them exactly).
-     * Changed under rw exclusive; drained under wmu. */
+    /* Vectors logged and applied but not yet in the index: every upsert
+     * (and the log replay at open) puts vectors here; a background thread
+     * indexes them in chunks; searches scan them exactly.  Changed under rw
+     * exclusive; drained under idx_mu (see ny_coll_pending_drain). */
+    pthread_mutex_t idx_mu;
+    pthread_mutex_t pend_mu;   /* guards the two condition variables */
+    pthread_cond_t work_cv;    /* pending vectors arrived / stop */
+    pthread_cond_t done_cv;    /* a chunk was indexed */
+    atomic_size_t npend_a;     /* npend, readable without rw */
+    size_t pend_max;           /* flow control: writers wait above this */
+    int async_index;           /* indexer thread running since open */
+    uint8_t *pend_fly;         /* [vcap]: in the chunk being indexed */
     uint32_t *pend_idx;        /* [vcap]: position in pend_vid, or NY_VID_NONE */
     uint32_t *pend_vid;
     float *pend_vec;           /* npend x dim, as given (the index normalises
@@ -133,8 +148,8 @@ int ny_persist_snapshot(ny_collection *c, const char *path);
 int ny_persist_extract_snapshot(const char *path, const char *dir);
 /* Background maintenance: checkpoint when the log has grown too much. */
 int ny_persist_maybe_checkpoint(ny_collection *c);
-/* Indexes up to max pending vectors (wmu held).  Returns the number
- * indexed or an NY_E* code. */
+/* Indexes up to max pending vectors (takes idx_mu; callers must not hold
+ * rw or idx_mu).  Returns the number indexed or an NY_E* code. */
 int ny_coll_pending_drain(ny_collection *c, size_t max);
 /* Writers call this to apply a decoded record (also used by replay). */
 int ny_coll_replay(void *ctx, uint64_t lsn, uint32_t type, const void *body, size_t len);

@@ -135,8 +135,11 @@ int ny_coll_map_grow(ny_collection *c, uint32_t need)
     if (nl) c->live = nl;
     uint32_t *npi = realloc(c->pend_idx, nc * sizeof *npi);
     if (npi) c->pend_idx = npi;
-    if (!ni || !np || !nl || !npi) return ny_error(NY_ENOMEM, "out of memory (point map)");
+    uint8_t *nfl = realloc(c->pend_fly, nc);
+    if (nfl) c->pend_fly = nfl;
+    if (!ni || !np || !nl || !npi || !nfl) return ny_error(NY_ENOMEM, "out of memory (point map)");
     memset(c->pend_idx + c->vcap, 0xff, (nc - c->vcap) * sizeof *npi);
+    memset(c->pend_fly + c->vcap, 0, nc - c->vcap);
     memset(c->payloads + c->vcap, 0, (nc - c->vcap) * sizeof *np);
     memset(c->live + c->vcap, 0, nc - c->vcap);
     memset(c->ids + c->vcap, 0, (nc - c->vcap) * sizeof *ni);
@@ -317,11 +320,13 @@ static int cmp_idx_by_id(const void *a, const void *b, void *ctx)
 static int index_threads(size_t n) { return n >= 32 ? ny_cpu_count() : 1; }
 
 /* Replacing a point's vector never edits it in place: the new vector goes
- * into the index under a fresh vector id, then the map is switched over
- * under the exclusive lock, then the old vector id is deleted from the
- * index and recycled.  A reader (which holds the map lock shared for its
- * whole call) therefore always sees each point with a vector that is in
- * the index, and never a vector id the map does not vouch for. */
+ * into the pending set under a fresh vector id (the indexer thread moves
+ * it into the index later), then the map is switched over under the
+ * exclusive lock, then the old vector id is deleted from the index (or the
+ * pending set) and recycled.  A reader (which holds the map lock shared
+ * for its whole call) therefore always sees each point with a vector that
+ * is in the index or the pending set, and never a vector id the map does
+ * not vouch for. */
 
 /* Allocates m vector ids (rw exclusive, since arrays may grow). */
 static int vids_alloc(ny_collection *c, size_t m, uint32_t *out)
@@ -338,7 +343,8 @@ static int vids_alloc(ny_collection *c, size_t m, uint32_t *out)
     return rc;
 }
 
-/* ---- Pending vectors (replayed, not yet indexed).  rw held exclusively. */
+/* ---- Pending vectors (logged and applied, not yet indexed).  rw held
+ * exclusively. */
 
 static int pend_add(ny_collection *c, uint32_t vid, const float *vec)
 {
@@ -361,6 +367,7 @@ static int pend_add(ny_collection *c, uint32_t vid, const float *vec)
     c->pend_vid[c->npend] = vid;
     c->pend_idx[vid] = (uint32_t)c->npend;
     c->npend++;
+    atomic_store(&c->npend_a, c->npend);
     return NY_OK;
 }
 
@@ -378,56 +385,125 @@ static void pend_remove(ny_collection *c, uint32_t vid)
     }
     c->pend_idx[vid] = NY_VID_NONE;
     c->npend--;
+    atomic_store(&c->npend_a, c->npend);
 }
 
+static void pend_broadcast(ny_collection *c, pthread_cond_t *cv)
+{
+    pthread_mutex_lock(&c->pend_mu);
+    pthread_cond_broadcast(cv);
+    pthread_mutex_unlock(&c->pend_mu);
+}
+
+/* Takes a chunk of pending vectors, marks it in flight and inserts it
+ * into the index without holding rw or wmu: searches keep scanning the
+ * chunk exactly (and deduplicate what the index already returns), writers
+ * keep appending.  A writer retiring a vector of the chunk waits for the
+ * chunk (vids_retire), so a vector id is never recycled while in flight. */
 int ny_coll_pending_drain(ny_collection *c, size_t max)
 {
-    pthread_rwlock_rdlock(&c->rw);
+    pthread_mutex_lock(&c->idx_mu);
+    pthread_rwlock_wrlock(&c->rw);
     size_t m = NY_MIN(max, c->npend);
     uint32_t *vids = malloc((m ? m : 1) * sizeof *vids);
     float *buf = ny_aalloc((m ? m : 1) * c->dim * sizeof(float));
     if (vids && buf) {
         memcpy(vids, c->pend_vid + (c->npend - m), m * sizeof *vids);
         memcpy(buf, c->pend_vec + (c->npend - m) * c->dim, m * c->dim * sizeof(float));
+        for (size_t j = 0; j < m; j++) c->pend_fly[vids[j]] = 1;
     }
     pthread_rwlock_unlock(&c->rw);
     int rc = (vids && buf) ? NY_OK : ny_error(NY_ENOMEM, "out of memory (indexing)");
     if (rc == NY_OK && m) rc = ny_hnsw_add_batch(c->index, vids, 0, buf, m, index_threads(m));
-    if (rc == NY_OK) {
+    if (vids && buf) {
         pthread_rwlock_wrlock(&c->rw);
-        for (size_t j = 0; j < m; j++) pend_remove(c, vids[j]);
+        for (size_t j = 0; j < m; j++) {
+            c->pend_fly[vids[j]] = 0;
+            /* after a failed batch, what did get in counts as indexed */
+            if (rc == NY_OK || ny_hnsw_contains(c->index, vids[j])) pend_remove(c, vids[j]);
+        }
         pthread_rwlock_unlock(&c->rw);
     }
+    pthread_mutex_unlock(&c->idx_mu);
     free(vids);
     ny_afree(buf, (m ? m : 1) * c->dim * sizeof(float));
+    if (m) pend_broadcast(c, &c->done_cv);
     return rc == NY_OK ? (int)m : rc;
 }
+
+enum { INDEX_CHUNK = 2048 };
 
 static void *indexer_main(void *arg)
 {
     ny_collection *c = arg;
-    while (!atomic_load(&c->indexer_stop)) {
-        pthread_mutex_lock(&c->wmu);
-        int r = c->npend && !atomic_load(&c->closed) ? ny_coll_pending_drain(c, 1024) : 0;
-        pthread_mutex_unlock(&c->wmu);
-        if (r < 0) fprintf(stderr, "nearly: collection %s: background indexing failed: %s\n", c->name, ny_errmsg());
-        if (r <= 0) break;
+    for (;;) {
+        pthread_mutex_lock(&c->pend_mu);
+        while (!atomic_load(&c->indexer_stop) && atomic_load(&c->npend_a) == 0)
+            pthread_cond_wait(&c->work_cv, &c->pend_mu);
+        pthread_mutex_unlock(&c->pend_mu);
+        if (atomic_load(&c->indexer_stop)) break;
+        int r = ny_coll_pending_drain(c, INDEX_CHUNK);
+        if (r < 0) {
+            fprintf(stderr, "nearly: collection %s: background indexing failed: %s (retrying)\n", c->name, ny_errmsg());
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            pthread_mutex_lock(&c->pend_mu);
+            if (!atomic_load(&c->indexer_stop)) pthread_cond_timedwait(&c->work_cv, &c->pend_mu, &ts);
+            pthread_mutex_unlock(&c->pend_mu);
+        }
     }
     return NULL;
+}
+
+/* Flow control: a writer waits while the pending set holds pend_max
+ * vectors or more, so that the exact scan every search does over it stays
+ * bounded.  Without an indexer thread the writer indexes inline. */
+static void flow_wait(ny_collection *c)
+{
+    if (atomic_load(&c->npend_a) < c->pend_max) return;
+    if (!c->async_index) {
+        pthread_mutex_lock(&c->wmu);
+        while (!atomic_load(&c->closed) && atomic_load(&c->npend_a) >= c->pend_max)
+            if (ny_coll_pending_drain(c, INDEX_CHUNK) <= 0) break;
+        pthread_mutex_unlock(&c->wmu);
+        return;
+    }
+    pthread_mutex_lock(&c->pend_mu);
+    while (!atomic_load(&c->closed) && atomic_load(&c->npend_a) >= c->pend_max) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&c->done_cv, &c->pend_mu, &ts);
+    }
+    pthread_mutex_unlock(&c->pend_mu);
 }
 
 /* Deletes replaced / removed vector ids from the index (or the pending
  * set) and recycles them. */
 static void vids_retire(ny_collection *c, const uint32_t *v, size_t m)
 {
+    if (!m) return;
+    int fly = 0;
+    pthread_rwlock_wrlock(&c->rw);
     for (size_t j = 0; j < m; j++) {
-        if (c->pend_idx[v[j]] != NY_VID_NONE) {
-            pthread_rwlock_wrlock(&c->rw);
-            pend_remove(c, v[j]);
-            pthread_rwlock_unlock(&c->rw);
-        } else if (ny_hnsw_contains(c->index, v[j])) {
-            ny_hnsw_delete(c->index, v[j]);
-        }
+        if (c->pend_fly[v[j]]) fly = 1;
+        else pend_remove(c, v[j]);
+    }
+    pthread_rwlock_unlock(&c->rw);
+    if (fly) {
+        /* Some are in the chunk being indexed: wait for it (the indexer
+         * holds idx_mu while the chunk is in flight); then they are in the
+         * index (or, if the chunk failed, still pending). */
+        pthread_mutex_lock(&c->idx_mu);
+        pthread_mutex_unlock(&c->idx_mu);
+        pthread_rwlock_wrlock(&c->rw);
+        for (size_t j = 0; j < m; j++) pend_remove(c, v[j]);
+        pthread_rwlock_unlock(&c->rw);
+    }
+    for (size_t j = 0; j < m; j++) {
+        if (ny_hnsw_contains(c->index, v[j])) ny_hnsw_delete(c->index, v[j]);
         vid_free(c, v[j]);
     }
 }
@@ -467,15 +543,13 @@ static int apply_points(ny_collection *c, size_t n, const ny_point_id *ids, cons
     }
     if (!m) goto out;
     if ((rc = vids_alloc(c, m, vids)) != NY_OK) goto out;
-    if (c->defer_index) {
-        /* Replay at open: keep the vectors aside; the indexer thread
-         * inserts them after the collection is open. */
-        pthread_rwlock_wrlock(&c->rw);
-        for (size_t j = 0; j < m && rc == NY_OK; j++) rc = pend_add(c, vids[j], buf + j * dim);
-        pthread_rwlock_unlock(&c->rw);
-    } else {
-        rc = ny_hnsw_add_batch(c->index, vids, 0, buf, m, index_threads(m));
-    }
+    /* The vectors go to the pending set (searches scan it exactly); the
+     * indexer thread inserts them into the index in the background (at
+     * open, once the log is replayed). */
+    pthread_rwlock_wrlock(&c->rw);
+    for (size_t j = 0; j < m && rc == NY_OK; j++) rc = pend_add(c, vids[j], buf + j * dim);
+    pthread_rwlock_unlock(&c->rw);
+    if (!c->defer_index) pend_broadcast(c, &c->work_cv);
     if (rc != NY_OK) {
         vids_retire(c, vids, m);
         goto out;
@@ -817,6 +891,7 @@ int ny_collection_upsert(ny_collection *c, const ny_point *pts, size_t n, int wa
         if (plen) bb_put(&b, pj, plen);
     }
     uint64_t lsn = 0;
+    flow_wait(c);
     pthread_mutex_lock(&c->wmu);
     rc = check_open(c);
     if (rc == NY_OK) rc = log_record(c, REC_UPSERT, &b, &lsn);
@@ -856,6 +931,7 @@ int ny_collection_update_vectors(ny_collection *c, const ny_point_id *ids_in, co
         bb_put(&b, vecs[i], c->dim * sizeof(float));
     }
     uint64_t lsn = 0;
+    flow_wait(c);
     pthread_mutex_lock(&c->wmu);
     rc = check_open(c);
     for (size_t i = 0; rc == NY_OK && i < n; i++) {
@@ -1419,8 +1495,8 @@ int ny_collection_search(ny_collection *c, const ny_search_params *p, ny_records
         }
     }
     if (got < 0) rc = got;
-    /* Vectors not indexed yet (recovered from the log, being indexed in
-     * the background): scan them exactly and merge. */
+    /* Vectors not indexed yet (upserted or recovered from the log, being
+     * indexed in the background): scan them exactly and merge. */
     for (size_t pi = 0; rc == NY_OK && pi < c->npend; pi++) {
         uint32_t vid = c->pend_vid[pi];
         if (!allow_cb(vid, &sf)) continue;
@@ -1643,6 +1719,7 @@ static void stop_indexer(ny_collection *c)
 {
     if (!c->indexer_started) return;
     atomic_store(&c->indexer_stop, 1);
+    pend_broadcast(c, &c->work_cv);
     pthread_join(c->indexer, NULL);
     c->indexer_started = 0;
 }
@@ -1658,6 +1735,7 @@ static void coll_free(ny_collection *c)
     free(c->payloads);
     free(c->live);
     free(c->pend_idx);
+    free(c->pend_fly);
     free(c->pend_vid);
     free(c->pend_vec);
     free(c->pend_inv);
@@ -1667,6 +1745,10 @@ static void coll_free(ny_collection *c)
     ny_cfg_free(&c->cfg);
     pthread_mutex_destroy(&c->ckpt_mu);
     pthread_mutex_destroy(&c->wmu);
+    pthread_mutex_destroy(&c->idx_mu);
+    pthread_mutex_destroy(&c->pend_mu);
+    pthread_cond_destroy(&c->work_cv);
+    pthread_cond_destroy(&c->done_cv);
     pthread_rwlock_destroy(&c->rw);
     pthread_mutex_destroy(&c->sort_mu);
     pthread_mutex_destroy(&c->cfg_mu);
@@ -1679,6 +1761,20 @@ void ny_collection_release(ny_collection *c)
 {
     if (!c) return;
     if (atomic_fetch_sub(&c->refs, 1) == 1) coll_free(c);
+}
+
+/* Flow-control limit on the pending set, in vectors: NEARLY_PENDING_MAX
+ * if set (at least 1), else NY_PENDING_MAX_DEFAULT. */
+static size_t pending_limit(void)
+{
+    const char *e = getenv("NEARLY_PENDING_MAX");
+    if (e && *e) {
+        char *end;
+        unsigned long long v = strtoull(e, &end, 10);
+        if (*end == 0 && v >= 1) return (size_t)v;
+        fprintf(stderr, "nearly: NEARLY_PENDING_MAX=%s is not a positive integer; using %d\n", e, NY_PENDING_MAX_DEFAULT);
+    }
+    return NY_PENDING_MAX_DEFAULT;
 }
 
 int ny_coll_open(struct ny_db *db, const char *name, const char *dir, ny_collection **out)
@@ -1694,6 +1790,12 @@ int ny_coll_open(struct ny_db *db, const char *name, const char *dir, ny_collect
     atomic_init(&c->refs, 1);
     pthread_mutex_init(&c->ckpt_mu, NULL);
     pthread_mutex_init(&c->wmu, NULL);
+    pthread_mutex_init(&c->idx_mu, NULL);
+    pthread_mutex_init(&c->pend_mu, NULL);
+    pthread_cond_init(&c->work_cv, NULL);
+    pthread_cond_init(&c->done_cv, NULL);
+    atomic_init(&c->npend_a, 0);
+    c->pend_max = pending_limit();
     pthread_rwlock_init(&c->rw, NULL);
     pthread_mutex_init(&c->sort_mu, NULL);
     pthread_mutex_init(&c->cfg_mu, NULL);
@@ -1723,10 +1825,8 @@ int ny_coll_open(struct ny_db *db, const char *name, const char *dir, ny_collect
     }
     c->ckpt_time = ny_now();
     atomic_init(&c->indexer_stop, 0);
-    if (c->npend) {
-        if (pthread_create(&c->indexer, NULL, indexer_main, c) == 0) c->indexer_started = 1;
-        else fprintf(stderr, "nearly: collection %s: no indexer thread; pending vectors are indexed at the next checkpoint\n", name);
-    }
+    if (pthread_create(&c->indexer, NULL, indexer_main, c) == 0) c->indexer_started = c->async_index = 1;
+    else fprintf(stderr, "nearly: collection %s: no indexer thread; upserts index their vectors themselves\n", name);
     *out = c;
     return NY_OK;
 }

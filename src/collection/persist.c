@@ -304,9 +304,9 @@ static int do_checkpoint(ny_collection *c)
     pthread_mutex_lock(&c->wmu);
     uint64_t L;
     int rc = NY_OK;
-    /* The index file must hold every vector: index what recovery left
-     * pending first. */
-    while (rc == NY_OK && c->npend) {
+    /* The index file must hold every vector: index what is
+     * pending first (live upserts and recovery both leave vectors there). */
+    while (rc == NY_OK && atomic_load(&c->npend_a)) {
         int r = ny_coll_pending_drain(c, 4096);
         if (r < 0) rc = r;
     }
