@@ -1,4 +1,4 @@
-"""Type stubs for nearly._nearly (the C extension)."""
+"""Type annotations for nearly._nearly (the C extension)."""
 
 import os
 import uuid
