@@ -113,3 +113,12 @@ int make_dirs(const char *cmd, const char *path)
     }
     return 0;
 }
+
+int arg_metric(const char *cmd, const char *s, ny_metric *out)
+{
+    if (ny_metric_parse(s, out) != NY_OK) {
+        fprintf(stderr, "%s: %s\n", cmd, ny_errmsg());
+        return -1;
+    }
+    return 0;
+}

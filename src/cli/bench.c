@@ -178,11 +178,7 @@ int cmd_bench(int argc, char **argv)
         } else if (!strcmp(argv[i], "--no-rescore")) {
             rescore = 0;
         } else if (OPT("--metric")) {
-            if (r < 0) goto missing;
-            if (ny_metric_parse(v, &metric) != NY_OK) {
-                fprintf(stderr, "bench: %s\n", ny_errmsg());
-                return 2;
-            }
+            if (r < 0 || arg_metric("bench", v, &metric)) goto bad;
             have_metric = 1;
         } else {
             fprintf(stderr, "bench: unknown option '%s'\n", argv[i]);

@@ -223,11 +223,7 @@ int cmd_bench_scan(int argc, char **argv)
             if (r < 0 || arg_size("bench-scan", "--seconds", v, 0, 600, &tmp)) goto bad;
             seconds = (double)tmp;
         } else if (OPT("--metric")) {
-            if (r < 0) goto missing;
-            if (ny_metric_parse(v, &metric) != NY_OK) {
-                fprintf(stderr, "bench-scan: %s\n", ny_errmsg());
-                return 2;
-            }
+            if (r < 0 || arg_metric("bench-scan", v, &metric)) goto bad;
             have_metric = 1;
         } else {
             fprintf(stderr, "bench-scan: unknown option '%s'\n", argv[i]);
