@@ -192,6 +192,7 @@ int ny_coll_index_search(ny_collection *c, const ny_fexpr *f, const float *q, si
      * selects without building a set; post-filter a plain walk and only
      * fall through to the full plan if too few results survive. */
     int64_t est = exact || !c->count ? -1 : ny_pindex_count(c->pidx, f);
+    int tried_post = 0;
     if (est >= 0 && (double)est >= 0.1 * (double)c->count && (uint64_t)est > exact_limit(c, m, ef, fst)) {
         double share = (double)est / (double)c->count;
         if (share > 1) share = 1;
@@ -209,6 +210,7 @@ int ny_coll_index_search(ny_collection *c, const ny_fexpr *f, const float *q, si
             }
         free(rid);
         free(rd);
+        tried_post = got >= 0;
         if (got >= 0 && kept == k) {
             atomic_fetch_add(&st_hnsw, 1);
             *planned = 1;
@@ -244,7 +246,7 @@ int ny_coll_index_search(ny_collection *c, const ny_fexpr *f, const float *q, si
         /* Most points match: a plain walk for about 2k / share results,
          * filtered afterwards, is cheaper than the filtered walk (measured,
          * docs/BENCHMARKS.md); the steps below catch a shortfall. */
-        int post = share >= 0.1;
+        int post = share >= 0.1 && !tried_post; /* a post-filtered walk just fell short: do not repeat it */
         if (post) {
             e = (size_t)ceil(2.0 * (double)k / share);
             if (e < (ef ? ef : 64)) e = ef ? ef : 64;
