@@ -1,79 +1,154 @@
 #!/usr/bin/python3
-"""hnswlib with a filter callback on the data written by build/filter_bench.
+"""Filtered-search peers and the combined table, for bench/filter_compare.sh.
 
-    build/filter_bench 100000 128 200 /tmp/fb.bin
-    /usr/bin/python3 bench/filter_compare.py /tmp/fb.bin
+    filter_compare.py faiss DATA [EFS] [RESULTS]
+    filter_compare.py table [--target 0.95] RESULTS...
 
-Builds an hnswlib index (M=16, ef_construction=100, L2, as filter_bench's
-collection), then for each selectivity runs knn_query(k=10,
-filter=lambda i: sel[i] < limit) at ef=64, one query at a time on one
-thread, and prints QPS and recall@10 against filter_bench's exact filtered
-top-10.  hnswlib calls the Python filter for every node it considers, which
-is its documented way of filtering.
+faiss: FAISS (python3-faiss 1.7.3) IndexHNSWFlat (M=16, efConstruction=100,
+L2, built with 2 OpenMP threads) on the DATA_OUT file of build/filter_bench
+(u64 n, dim, nq; f32 vecs[n][dim]; u32 sel[n]; f32 queries[nq][dim];
+i64 truth[5][nq][10], -1 pads).  For each selectivity the allowed ids go
+into an IDSelectorBitmap and each ef runs, with index.hnsw.efSearch = ef
+(1.7.3 ignores SearchParametersHNSW.efSearch),
+index.search(queries, 10, params=SearchParametersHNSW(sel=...)) with one
+OpenMP thread.  FAISS's HNSW walk goes through non-selected nodes
+and keeps only selected ones as results, like hnswlib's filter.  The
+queries go in one call (no per-query Python overhead); QPS is per wall
+second and per CPU second of the process.
 
-Debian 12 ships hnswlib 0.6.2, whose knn_query has no filter parameter (it
-came in 0.7.0).  There the script falls back to post-filtering: knn_query
-for k' = min(2k / share, 5000) with ef = max(ef, k'), then keeps the
-allowed ids -- the same method as filter_bench's "postfilt" row.
+table: reads the tab-separated rows (lib method share ef qps qps_cpu recall)
+written by build/filter_bench, build/hnswlib_filter and the faiss mode, and
+prints per selectivity each method's best QPS per CPU second among the ef
+values whose recall@10 reaches the target (or its best recall if none
+does), and the ratio of Nearly's planner to each peer.
 """
+import argparse
 import sys
 import time
-
-import hnswlib
-import numpy as np
 
 SELS = [0.5, 0.1, 0.01, 0.001, 0.0001]
 
 
-def main():
-    path = sys.argv[1]
-    ef = int(sys.argv[2]) if len(sys.argv) > 2 else 64
+def read_data(path):
+    import numpy as np
+
     with open(path, "rb") as f:
-        n, dim, nq = np.frombuffer(f.read(24), dtype=np.uint64).astype(int)
+        n, dim, nq = (int(x) for x in np.frombuffer(f.read(24), dtype=np.uint64))
         vecs = np.frombuffer(f.read(4 * n * dim), dtype=np.float32).reshape(n, dim)
         sel = np.frombuffer(f.read(4 * n), dtype=np.uint32)
         qs = np.frombuffer(f.read(4 * nq * dim), dtype=np.float32).reshape(nq, dim)
         truth = np.frombuffer(f.read(8 * 5 * nq * 10), dtype=np.int64).reshape(5, nq, 10)
+    if truth.shape != (5, nq, 10):
+        raise SystemExit(f"filter_compare: {path} is truncated")
+    return n, dim, nq, vecs, sel, qs, truth
+
+
+def run_faiss(path, efs, out):
+    import faiss
+    import numpy as np
+
+    n, dim, nq, vecs, sel, qs, truth = read_data(path)
     t = time.time()
-    idx = hnswlib.Index(space="l2", dim=dim)
-    idx.init_index(max_elements=n, M=16, ef_construction=100)
-    idx.set_num_threads(2)
-    idx.add_items(vecs, np.arange(n))
-    print(f"# hnswlib {getattr(hnswlib, '__version__', '?')}: n={n} dim={dim} nq={nq} build {time.time() - t:.1f}s, ef={ef}")
-    idx.set_ef(ef)
-    idx.set_num_threads(1)
-    sel_list = sel.tolist()
-    try:
-        idx.knn_query(qs[:1], k=1, filter=lambda i: True)
-        has_filter = True
-    except TypeError:
-        has_filter = False
-        print("# this hnswlib has no filter parameter: post-filtering instead")
+    idx = faiss.IndexHNSWFlat(dim, 16)
+    idx.hnsw.efConstruction = 100
+    faiss.omp_set_num_threads(2)
+    idx.add(np.ascontiguousarray(vecs))
+    print(f"# faiss {faiss.__version__} IndexHNSWFlat: n={n} dim={dim} nq={nq} M=16 efc=100 build {time.time() - t:.1f}s (2 threads)")
+    print(f"{'selectivity':<11} {'method':<9} {'ef':>5} {'QPS':>10} {'QPS/cpu':>10} {'recall':>8}   notes")
+    faiss.omp_set_num_threads(1)
+    rows = []
     for si, s in enumerate(SELS):
         lim = int(s * 1000000)
-        flt = lambda i: sel_list[i] < lim  # noqa: E731
-        hits = want = 0
-        t = time.time()
-        kk = min(n, 5000, int(np.ceil(2 * 10 / s)))
-        if not has_filter:
-            idx.set_ef(max(ef, kk))
-        for qi in range(nq):
-            tr = [x for x in truth[si, qi] if x >= 0]
-            try:
-                if has_filter:
-                    labels, _ = idx.knn_query(qs[qi:qi + 1], k=10, filter=flt)
-                    got = set(labels[0].tolist())
-                else:
-                    labels, _ = idx.knn_query(qs[qi:qi + 1], k=kk)
-                    got = set([x for x in labels[0].tolist() if sel_list[x] < lim][:10])
-            except RuntimeError:  # fewer than k points found
-                got = set()
-            want += len(tr)
-            hits += sum(1 for x in tr if x in got)
-        el = time.time() - t
-        how = "python filter callback" if has_filter else f"post-filter: top {kk}, ef {max(ef, kk)}"
-        print(f"{s * 100:<11g} {'hnswlib':<9} {nq / el:10.0f} {hits / want if want else 1.0:8.4f}   {how}")
-        sys.stdout.flush()
+        allowed = sel < lim
+        bits = np.packbits(allowed, bitorder="little")
+        selector = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bits))
+        for ef in efs:
+            # 1.7.3 ignores SearchParametersHNSW.efSearch (the search reads
+            # index.hnsw.efSearch; checked: recall does not move with it).
+            idx.hnsw.efSearch = ef
+            params = faiss.SearchParametersHNSW(sel=selector, efSearch=ef)
+            t, c = time.perf_counter(), time.process_time()
+            _, ids = idx.search(qs, 10, params=params)
+            w, cpu = time.perf_counter() - t, time.process_time() - c
+            hits = want = 0
+            for qi in range(nq):
+                tr = [x for x in truth[si, qi] if x >= 0]
+                got = set(int(x) for x in ids[qi] if x >= 0)
+                want += len(tr)
+                hits += sum(1 for x in tr if x in got)
+            rec = hits / want if want else 1.0
+            qps, qpc = nq / w, nq / max(cpu, 1e-9)
+            print(f"{s * 100:<11g} {'faiss':<9} {ef:>5} {qps:10.0f} {qpc:10.0f} {rec:8.4f}   {int(allowed.sum())} allowed, IDSelectorBitmap")
+            sys.stdout.flush()
+            rows.append(f"faiss\tfaiss\t{s:g}\t{ef}\t{qps:.1f}\t{qpc:.1f}\t{rec:.4f}\n")
+        del selector, bits
+    if out:
+        with open(out, "w") as f:
+            f.writelines(rows)
+
+
+def table(files, target):
+    rows = []
+    for p in files:
+        with open(p) as f:
+            for line in f:
+                lib, meth, share, ef, qps, qpc, rec = line.rstrip("\n").split("\t")
+                rows.append((meth, float(share), int(ef), float(qps), float(qpc), float(rec)))
+    order = ["planner", "postfilt", "scan", "hnswlib", "faiss"]
+    label = {"planner": "Nearly planner", "postfilt": "(a) post-filter", "scan": "(b) exact scan",
+             "hnswlib": "(c) hnswlib 0.6.2", "faiss": "FAISS 1.7.3"}
+    present = [m for m in order if any(r[0] == m for r in rows)]
+
+    def best(meth, s):
+        cand = [r for r in rows if r[0] == meth and abs(r[1] - s) < 1e-12]
+        if not cand:
+            return None
+        ok = [r for r in cand if r[5] >= target]
+        if ok:
+            r = max(ok, key=lambda r: r[4])
+            return (r[4], r[5], r[2], True)
+        r = max(cand, key=lambda r: (r[5], r[4]))
+        return (r[4], r[5], r[2], False)
+
+    print(f"\nQPS per CPU second (1 thread) at recall@10 >= {target}: best over the ef values tried "
+          f"(ef in brackets; '<' = never reached, best recall shown)")
+    hdr = "| selectivity | " + " | ".join(label[m] for m in present) + " | planner / best peer |"
+    print(hdr)
+    print("|" + "---|" * (len(present) + 2))
+    for s in SELS:
+        cells, peers = [], []
+        pl = best("planner", s)
+        for m in present:
+            b = best(m, s)
+            if b is None:
+                cells.append("-")
+                continue
+            qpc, rec, ef, ok = b
+            efs = f" (ef {ef})" if m not in ("scan",) else ""
+            cells.append(f"{qpc:,.0f}, r {rec:.3f}{efs}" if ok else f"< ({rec:.3f} max)")
+            if m != "planner" and ok:
+                peers.append((qpc, m))
+        ratio = "-"
+        if pl and pl[3] and peers:
+            bq, bm = max(peers)
+            ratio = f"{pl[0] / bq:.2f}x vs {bm}"
+        print(f"| {s * 100:g}% | " + " | ".join(cells) + f" | {ratio} |")
+
+
+def main():
+    if len(sys.argv) < 2 or sys.argv[1] not in ("faiss", "table"):
+        raise SystemExit(__doc__)
+    if sys.argv[1] == "faiss":
+        if len(sys.argv) < 3:
+            raise SystemExit(__doc__)
+        efs = [int(x) for x in (sys.argv[3] if len(sys.argv) > 3 else "16,32,64,128,256").split(",")]
+        run_faiss(sys.argv[2], efs, sys.argv[4] if len(sys.argv) > 4 else None)
+    else:
+        ap = argparse.ArgumentParser()
+        ap.add_argument("--target", type=float, default=0.95)
+        ap.add_argument("files", nargs="+")
+        a = ap.parse_args(sys.argv[2:])
+        table(a.files, a.target)
 
 
 if __name__ == "__main__":
