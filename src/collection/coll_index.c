@@ -155,6 +155,12 @@ static uint64_t *candidates(ny_collection *c, const ny_fexpr *f, uint64_t *count
     return w;
 }
 
+uint64_t *ny_coll_index_candidates(ny_collection *c, const ny_fexpr *f, uint64_t *n)
+{
+    *n = 0;
+    return c->pidx ? candidates(c, f, n) : NULL;
+}
+
 static int exact_over(ny_collection *c, const uint64_t *cand, uint64_t n, pctx *p, const float *q, size_t k,
                       uint32_t *ids, float *dists)
 {

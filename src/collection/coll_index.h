@@ -32,6 +32,13 @@ int ny_coll_index_search(ny_collection *c, const ny_fexpr *f, const float *q, si
  * cannot narrow f (rw held shared). */
 size_t ny_coll_index_count(ny_collection *c, const ny_fexpr *f, int *planned);
 
+/* Live vids that may match f, from the indexes: a dense bitset over
+ * [0, nvid) words (free with free()) and *n, their count; NULL when the
+ * indexes cannot narrow f or memory ran out (then scan everything).  A
+ * superset: re-check each with ny_filter_match.  rw held shared, or wmu
+ * held (no index update can run). */
+uint64_t *ny_coll_index_candidates(ny_collection *c, const ny_fexpr *f, uint64_t *n);
+
 /* Statistics of the last planned searches (for tests and benchmarks). */
 typedef struct ny_plan_stats {
     uint64_t exact_plans, hnsw_plans, fallbacks, unplanned;

@@ -985,7 +985,15 @@ static int resolve_selector(ny_collection *c, const ny_selector *sel, ny_point_i
     size_t cap = 64, m = 0;
     ny_point_id *ids = malloc(cap * sizeof *ids);
     if (!ids) rc = ny_error(NY_ENOMEM, "out of memory");
+    /* Payload indexes narrow the filter to candidates (a superset, each
+     * re-checked below); without them every live point is evaluated. */
+    uint64_t ncand = 0;
+    uint64_t *cand = f ? ny_coll_index_candidates(c, f, &ncand) : NULL;
     for (uint32_t v = 0; rc == NY_OK && v < c->nvid; v++) {
+        if (cand && !((cand[v >> 6] >> (v & 63)) & 1)) {
+            if (!cand[v >> 6]) v |= 63; /* skip the empty word */
+            continue;
+        }
         if (!c->live[v] || !ny_filter_match(f, &c->ids[v], c->payloads[v])) continue;
         if (m == cap) {
             cap *= 2;
@@ -998,6 +1006,7 @@ static int resolve_selector(ny_collection *c, const ny_selector *sel, ny_point_i
         }
         ids[m++] = c->ids[v];
     }
+    free(cand);
     ny_filter_free(f);
     if (rc != NY_OK) {
         free(ids);
@@ -1325,8 +1334,42 @@ int ny_collection_scroll(ny_collection *c, const ny_point_id *offset, size_t lim
     recvec v = {0};
     pthread_rwlock_rdlock(&c->rw);
     pthread_mutex_lock(&c->sort_mu);
-    rc = sorted_refresh(c);
-    if (rc == NY_OK) {
+    /* Payload indexes narrow the filter to candidates (re-checked below).
+     * Few of them: sort just those by id instead of walking the id order. */
+    uint64_t ncand = 0;
+    uint64_t *cand = f ? ny_coll_index_candidates(c, f, &ncand) : NULL;
+    uint32_t *few = NULL;
+    size_t nfew = 0;
+    if (cand && ncand <= c->count / 8 && (few = malloc((ncand ? ncand : 1) * sizeof *few))) {
+        size_t nw = ((size_t)c->nvid + 63) / 64;
+        for (size_t w = 0; w < nw; w++)
+            for (uint64_t x = cand[w]; x; x &= x - 1) {
+                uint32_t vid = (uint32_t)(w * 64 + (size_t)__builtin_ctzll(x));
+                if (offset && ny_point_id_cmp(&c->ids[vid], &off) < 0) continue;
+                if (ny_filter_match(f, &c->ids[vid], c->payloads[vid])) few[nfew++] = vid;
+            }
+        qsort_r(few, nfew, sizeof *few, cmp_vid_by_id, c->ids);
+        for (size_t i = 0; i < nfew; i++) {
+            uint32_t vid = few[i];
+            if (v.n == limit) {
+                out->has_next = 1;
+                out->next = c->ids[vid];
+                break;
+            }
+            ny_record *r = recvec_push(&v);
+            if (!r) {
+                rc = ny_error(NY_ENOMEM, "out of memory");
+                break;
+            }
+            if ((rc = make_record(c, vid, &rx, r)) != NY_OK) {
+                v.n--;
+                break;
+            }
+        }
+    } else {
+        rc = sorted_refresh(c);
+    }
+    if (rc == NY_OK && !few) {
         size_t lo = 0, hi = c->nsorted;
         if (offset) {
             while (lo < hi) {
@@ -1337,6 +1380,7 @@ int ny_collection_scroll(ny_collection *c, const ny_point_id *offset, size_t lim
         }
         for (size_t i = lo; i < c->nsorted; i++) {
             uint32_t vid = c->sorted[i];
+            if (cand && !((cand[vid >> 6] >> (vid & 63)) & 1)) continue;
             if (f && !ny_filter_match(f, &c->ids[vid], c->payloads[vid])) continue;
             if (v.n == limit) {
                 out->has_next = 1;
@@ -1356,6 +1400,8 @@ int ny_collection_scroll(ny_collection *c, const ny_point_id *offset, size_t lim
     }
     pthread_mutex_unlock(&c->sort_mu);
     pthread_rwlock_unlock(&c->rw);
+    free(few);
+    free(cand);
     json_decref(rx.sel);
     ny_filter_free(f);
     if (rc != NY_OK) {
