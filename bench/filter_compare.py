@@ -18,11 +18,12 @@ second and per CPU second of the process.
 
 table: reads the tab-separated rows (lib method share ef qps qps_cpu recall)
 written by build/filter_bench, build/hnswlib_filter and the faiss mode, and
-prints per selectivity each method's best QPS per CPU second among the ef
-values whose recall@10 reaches the target (or its best recall if none
-does), and the ratio of Nearly's planner to each peer.
+prints per selectivity each method's QPS per CPU second at recall@10 =
+target, interpolated on its ef sweep (or its best recall if it never gets
+there), and the ratio of Nearly's planner to the best peer.
 """
 import argparse
+import math
 import sys
 import time
 
@@ -99,37 +100,47 @@ def table(files, target):
              "hnswlib": "(c) hnswlib 0.6.2", "faiss": "FAISS 1.7.3"}
     present = [m for m in order if any(r[0] == m for r in rows)]
 
-    def best(meth, s):
-        cand = [r for r in rows if r[0] == meth and abs(r[1] - s) < 1e-12]
-        if not cand:
+    def at_target(meth, s):
+        """QPS per CPU second at recall == target: on the method's Pareto
+        frontier (no other point both faster and more accurate), linear in
+        (recall, log QPS) between the two points that bracket the target.
+        Returns (qps, label) or None when the method was not run."""
+        pts = [(r[5], r[4], r[2]) for r in rows if r[0] == meth and abs(r[1] - s) < 1e-12]
+        if not pts:
             return None
-        ok = [r for r in cand if r[5] >= target]
-        if ok:
-            r = max(ok, key=lambda r: r[4])
-            return (r[4], r[5], r[2], True)
-        r = max(cand, key=lambda r: (r[5], r[4]))
-        return (r[4], r[5], r[2], False)
+        front = [p for p in pts if not any(q[0] >= p[0] and q[1] > p[1] or q[0] > p[0] and q[1] >= p[1] for q in pts)]
+        front.sort()  # by recall ascending, so QPS descending
+        if front[-1][0] < target:
+            return (None, f"< ({front[-1][0]:.3f} max)")
+        if front[0][0] >= target:
+            rec, q, ef = front[0]
+            return (q, f"{q:,.0f} (r {rec:.3f}" + (f", ef {ef})" if meth != "scan" else ")"))
+        for lo, hi in zip(front, front[1:]):
+            if lo[0] < target <= hi[0]:
+                t = (target - lo[0]) / (hi[0] - lo[0])
+                q = math.exp(math.log(lo[1]) + t * (math.log(hi[1]) - math.log(lo[1])))
+                return (q, f"{q:,.0f} (ef {lo[2]}-{hi[2]})")
+        return None
 
-    print(f"\nQPS per CPU second (1 thread) at recall@10 >= {target}: best over the ef values tried "
-          f"(ef in brackets; '<' = never reached, best recall shown)")
+    print(f"\nQPS per CPU second (1 thread) at recall@10 = {target}, interpolated on each method's ef sweep "
+          f"(linear in recall and log QPS between the bracketing ef values; a single recall in brackets: "
+          f"every ef tried already exceeds the target, the fastest is shown; '<': never reached)")
     hdr = "| selectivity | " + " | ".join(label[m] for m in present) + " | planner / best peer |"
     print(hdr)
     print("|" + "---|" * (len(present) + 2))
     for s in SELS:
         cells, peers = [], []
-        pl = best("planner", s)
+        pl = at_target("planner", s)
         for m in present:
-            b = best(m, s)
+            b = at_target(m, s)
             if b is None:
                 cells.append("-")
                 continue
-            qpc, rec, ef, ok = b
-            efs = f" (ef {ef})" if m not in ("scan",) else ""
-            cells.append(f"{qpc:,.0f}, r {rec:.3f}{efs}" if ok else f"< ({rec:.3f} max)")
-            if m != "planner" and ok:
-                peers.append((qpc, m))
+            cells.append(b[1])
+            if m != "planner" and b[0]:
+                peers.append((b[0], m))
         ratio = "-"
-        if pl and pl[3] and peers:
+        if pl and pl[0] and peers:
             bq, bm = max(peers)
             ratio = f"{pl[0] / bq:.2f}x vs {bm}"
         print(f"| {s * 100:g}% | " + " | ".join(cells) + f" | {ratio} |")

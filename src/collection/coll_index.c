@@ -201,11 +201,14 @@ static size_t exact_limit(const ny_collection *c, size_t m, size_t ef, size_t fs
  *   - post-filter: a plain walk for e_post = max(ef, 2k / share) results,
  *     filtered afterwards (no per-node test, no candidate set).
  * The cheaper one by expanded nodes is chosen: *post = 1 when
- * e_post <= e_filt / share.  Measured on 100k x 128 (docs/BENCHMARKS.md,
- * "Filtered search"): at 10% and ef 16..64 the filtered walk is 1.2-1.6x
- * faster at the same recall; at 50%, or at 10% with ef >= 128, the plain
- * walk is. */
-static size_t graph_ef(double share, size_t ef, size_t k, int *post, size_t *e_filt_out)
+ * e_post <= e_filt / share + build, where build is the cost of making the
+ * candidate set if it does not exist yet, in expanded nodes: n / 1024 for
+ * n candidates (measured on filter_bench's 100k x 128: ~1.3 ns per
+ * candidate bit against ~1.5 us per expanded node).  At 10% and ef 16..32
+ * the filtered walk was 1.4-1.7x faster at the same recall; at 50%, or at
+ * 10% with ef >= 128, the plain walk is (docs/BENCHMARKS.md, "Filtered
+ * search"). */
+static size_t graph_ef(double share, size_t ef, size_t k, double build, int *post, size_t *e_filt_out)
 {
     size_t efu = ef ? ef : 64;
     if (share > 1) share = 1;
@@ -214,7 +217,7 @@ static size_t graph_ef(double share, size_t ef, size_t k, int *post, size_t *e_f
     if (e_filt < k) e_filt = k;
     double ep = ceil(2.0 * (double)k / share);
     size_t e_post = ep > (double)efu ? (ep > 1e9 ? (size_t)1e9 : (size_t)ep) : efu;
-    *post = (double)e_post <= (double)e_filt / share;
+    *post = (double)e_post <= (double)e_filt / share + build;
     if (e_filt_out) *e_filt_out = e_filt;
     return *post ? e_post : e_filt;
 }
@@ -231,7 +234,7 @@ int ny_coll_index_search(ny_collection *c, const ny_fexpr *f, const float *q, si
     int tried_post = 0, post = 0;
     size_t e = 0;
     if (est >= 0 && (uint64_t)est > exact_limit(c, m, ef, fst))
-        e = graph_ef((double)est / (double)c->count, ef, k, &post, NULL);
+        e = graph_ef((double)est / (double)c->count, ef, k, (double)est / 1024.0, &post, NULL);
     if (post) {
         uint32_t *rid = malloc(e * sizeof *rid);
         float *rd = malloc(e * sizeof *rd);
@@ -269,7 +272,7 @@ int ny_coll_index_search(ny_collection *c, const ny_fexpr *f, const float *q, si
     } else {
         atomic_fetch_add(&st_hnsw, 1);
         size_t e_filt;
-        e = graph_ef(c->count ? (double)n / (double)c->count : 1.0, ef, k, &post, &e_filt);
+        e = graph_ef(c->count ? (double)n / (double)c->count : 1.0, ef, k, 0, &post, &e_filt);
         if (post && tried_post) { /* the post-filtered walk just fell short: walk filtered instead */
             post = 0;
             e = e_filt;
