@@ -50,6 +50,11 @@ int ny_coll_index_init(ny_collection *c)
     return rc;
 }
 
+void ny_coll_index_loaded(ny_collection *c)
+{
+    if (c->pidx) (void)ny_pindex_compact(c->pidx); /* failure only costs speed */
+}
+
 void ny_coll_index_free(ny_collection *c)
 {
     ny_pindex_free(c->pidx);
@@ -71,6 +76,9 @@ int ny_coll_index_build(ny_collection *c, const char *field, const json_t *entry
     int rc = ny_pindex_add_field(c->pidx, field, entry);
     for (uint32_t v = 0; rc == NY_OK && v < c->nvid; v++)
         if (c->live[v] && c->payloads[v]) rc = ny_pindex_update_field(c->pidx, field, v, c->payloads[v]);
+    /* Bulk fill: merge the numeric tails now rather than have every lookup
+     * scan them (failure only costs speed). */
+    if (rc == NY_OK) (void)ny_pindex_compact(c->pidx);
     pthread_rwlock_unlock(&c->rw);
     pthread_mutex_unlock(&c->wmu);
     return rc;

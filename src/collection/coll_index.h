@@ -14,6 +14,9 @@
 /* Creates the (empty) indexes named in the configuration's payload_schema;
  * call before the checkpoint is loaded, so that loading fills them. */
 int ny_coll_index_init(ny_collection *c);
+/* The collection finished loading (checkpoint and log): compacts the
+ * indexes filled during the load. */
+void ny_coll_index_loaded(ny_collection *c);
 void ny_coll_index_free(ny_collection *c);
 /* vid's payload changed (NULL: deleted or empty); rw held exclusively. */
 void ny_coll_index_set(ny_collection *c, uint32_t vid, const json_t *payload);

@@ -1859,6 +1859,7 @@ int ny_coll_open(struct ny_db *db, const char *name, const char *dir, ny_collect
         c->defer_index = 1;
         rc = ny_wal_open(wdir, c->ckpt_lsn, ny_coll_replay, c, &c->wal, &info);
         c->defer_index = 0;
+        if (rc == NY_OK) ny_coll_index_loaded(c);
         if (rc == NY_OK && info.cut)
             fprintf(stderr, "nearly: collection %s: recovered %llu log records, discarded a torn tail of %llu bytes\n",
                     name, (unsigned long long)info.replayed, (unsigned long long)info.cut_bytes);

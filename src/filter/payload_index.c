@@ -618,6 +618,17 @@ uint64_t *ny_pindex_candidates(const ny_pindex *px, const ny_fexpr *f, size_t nb
     return ny_filter_candidates(f, nbits, fq_cb, fids_cb, &c);
 }
 
+int ny_pindex_compact(ny_pindex *px)
+{
+    int rc = NY_OK;
+    for (size_t i = 0; px && i < px->n; i++) {
+        field *f = px->f[i];
+        if (f->broken || !is_numeric(f->type) || (f->nnum == f->nsorted && !f->nstale)) continue;
+        if (num_rebuild(f) != NY_OK) rc = NY_ENOMEM;
+    }
+    return rc;
+}
+
 int64_t ny_pindex_count(const ny_pindex *px, const ny_fexpr *f)
 {
     const ny_path *path;

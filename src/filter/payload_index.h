@@ -57,6 +57,12 @@ uint64_t *ny_pindex_candidates(const ny_pindex *px, const ny_fexpr *f, size_t nb
  * it may count stale numeric entries and points with several values),
  * without building a set.  -1 for other filters. */
 int64_t ny_pindex_count(const ny_pindex *px, const ny_fexpr *f);
+/* Merges every numeric index's unsorted tail of recent writes into its
+ * sorted array (dropping stale entries).  Lookups scan the tail linearly,
+ * and after a bulk fill (index built over existing points, collection
+ * loaded) it can hold up to 1/8 of the entries.  On allocation failure the
+ * field keeps its tail (still correct) and NY_ENOMEM is returned. */
+int ny_pindex_compact(ny_pindex *px);
 /* 1 if field has a keyword index marked is_tenant. */
 int ny_pindex_is_tenant(const ny_pindex *px, const char *field);
 
