@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <ftw.h>
 #include <unistd.h>
 
 #include "collection/coll_index.h"
@@ -64,6 +65,14 @@ static double cpu_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
 }
 
 static void die(const char *what)
@@ -275,7 +284,7 @@ int main(int argc, char **argv)
     ny_collection_release(c);
     ny_db_drop_collection(db, "b");
     ny_db_close(db);
-    rmdir(dir);
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); /* whatever the drop left */
     free(cent);
     free(vecs);
     free(qs);
