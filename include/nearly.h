@@ -251,8 +251,20 @@ int ny_hnsw_search_quant(const ny_hnsw *h, const float *query, size_t k, size_t 
  * an unnamed memory-mapped file created in dir (same addresses, searches
  * may run meanwhile; inserts wait).  The kernel may then evict them, and
  * with quantized search only rescoring reads rows.  Rows added later stay
- * in RAM until the next call.  *bytes (may be NULL) gets the bytes moved. */
+ * in RAM until the next call, which appends them to the same file (dir is
+ * used by the first call only).  *bytes (may be NULL) gets the bytes now
+ * held in the file. */
 int ny_hnsw_vectors_to_disk(ny_hnsw *h, const char *dir, size_t *bytes);
+/* hnsw_config.on_disk: the same for the graph -- the level-0 link lists
+ * and the upper-level link arena go to unnamed memory-mapped files in dir.
+ * Links written later by inserts, deletes and vacuum land in the mapping;
+ * lists of nodes added later stay in RAM until the next call.  *bytes (may
+ * be NULL) gets the graph bytes now held in files.  The files are not a
+ * durable copy (ny_hnsw_save is); they are gone when the index is freed. */
+int ny_hnsw_graph_to_disk(ny_hnsw *h, const char *dir, size_t *bytes);
+/* Bytes of vector rows and of graph links currently held in mapped files
+ * (either pointer may be NULL). */
+void ny_hnsw_disk_usage(const ny_hnsw *h, size_t *vectors, size_t *graph);
 
 /* ===== Collections: points, payloads, durability ======================== *
  *

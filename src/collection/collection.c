@@ -1629,6 +1629,11 @@ int ny_collection_update_config(ny_collection *c, const char *patch_json)
     }
     json_decref(backup);
     pthread_mutex_unlock(&c->cfg_mu);
+    /* on_disk switched on: move what the index holds now (later additions
+     * follow at each checkpoint).  The config is saved either way; a
+     * failure leaves the data in RAM and is retried at the next checkpoint. */
+    if (rc == NY_OK && ny_coll_vectors_sync(c) != NY_OK)
+        fprintf(stderr, "nearly: collection %s: vectors/graph stay in RAM for now: %s\n", c->name, ny_errmsg());
     return rc;
 }
 
