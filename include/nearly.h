@@ -247,6 +247,11 @@ size_t ny_hnsw_quant_bytes(const ny_hnsw *h);
 int ny_hnsw_search_quant(const ny_hnsw *h, const float *query, size_t k, size_t ef,
                          const ny_filter *filter, int rescore, float oversampling,
                          uint32_t *ids, float *dists);
+/* ny_hnsw_search_quant for nq queries (rows of dim floats) on up to
+ * `threads` threads (0: all CPUs); output as ny_hnsw_search_batch. */
+int ny_hnsw_search_quant_batch(const ny_hnsw *h, const float *queries, size_t nq, size_t k, size_t ef,
+                               const ny_filter *filter, int rescore, float oversampling, int threads,
+                               uint32_t *ids, float *dists);
 /* vectors.on_disk: moves the float rows of the vectors indexed so far into
  * an unnamed memory-mapped file created in dir (same addresses, searches
  * may run meanwhile; inserts wait).  The kernel may then evict them, and
