@@ -270,6 +270,11 @@ int ny_hnsw_graph_to_disk(ny_hnsw *h, const char *dir, size_t *bytes);
 /* Bytes of vector rows and of graph links currently held in mapped files
  * (either pointer may be NULL). */
 void ny_hnsw_disk_usage(const ny_hnsw *h, size_t *vectors, size_t *graph);
+/* Drops the pages of the regions moved to files from this process and from
+ * the page cache (written back first), as memory pressure would: later
+ * searches read them back from disk on demand.  For tests and cold-cache
+ * benchmarks; no effect on what searches return. */
+int ny_hnsw_disk_evict(ny_hnsw *h);
 
 /* ===== Collections: points, payloads, durability ======================== *
  *

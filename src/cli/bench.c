@@ -113,7 +113,7 @@ static void bench_usage(FILE *f)
             "                    [--ef-construction 200] [--metric cosine|dot|l2|angular]\n"
             "                    [--k 10] [--limit-queries N] [--repeat 1] [--json FILE]\n"
             "                    [--quant none|int8|int4|binary [--oversampling 2] [--no-rescore]]\n"
-            "                    [--on-disk DIR [--graph-on-disk]] [--index FILE]\n"
+            "                    [--on-disk DIR [--graph-on-disk] [--cold]] [--index FILE]\n"
             "DIR holds base.fvecs, query.fvecs and groundtruth.ivecs.  The metric is\n"
             "inferred from DIR's name (...-angular, ...-euclidean) or DIR/meta.json when\n"
             "not given.  --threads defaults to the number of CPUs; --repeat R keeps the\n"
@@ -121,7 +121,8 @@ static void bench_usage(FILE *f)
             "indexed vectors after the build) and rescores oversampling*k candidates\n"
             "with the float vectors.  --on-disk DIR moves the float vectors into a\n"
             "memory-mapped file in DIR after the build (vectors.on_disk); with\n"
-            "--graph-on-disk the graph's links go there too (hnsw_config.on_disk).\n"
+            "--graph-on-disk the graph's links go there too (hnsw_config.on_disk);\n"
+            "--cold drops those pages from memory before each timed pass.\n"
             "--index FILE loads the index from FILE if it exists (build time is then\n"
             "the load time), else builds it and saves it there.\n");
 }
@@ -134,7 +135,7 @@ int cmd_bench(int argc, char **argv)
     ny_metric metric = NY_COSINE;
     int have_metric = 0, rescore = 1;
     const char *quant = "none", *on_disk = NULL, *index_file = NULL;
-    int graph_on_disk = 0;
+    int graph_on_disk = 0, cold = 0;
     double oversampling = 2;
     for (int i = 1; i < argc; i++) {
         int r;
@@ -183,6 +184,8 @@ int cmd_bench(int argc, char **argv)
         } else if (OPT("--index")) {
             if (r < 0) goto missing;
             index_file = v;
+        } else if (!strcmp(argv[i], "--cold")) {
+            cold = 1;
         } else if (!strcmp(argv[i], "--graph-on-disk")) {
             graph_on_disk = 1;
         } else if (!strcmp(argv[i], "--no-rescore")) {
@@ -294,6 +297,7 @@ int cmd_bench(int argc, char **argv)
         memset(r, 0, sizeof *r);
         r->ef = efs[e];
         for (size_t rep = 0; rep < repeat; rep++) {
+            if (cold && on_disk && ny_hnsw_disk_evict(h) != NY_OK) goto fail;
             double tp = ny_now(), cp = thread_cpu();
             for (size_t q = 0; q < ds.nq; q++) {
                 double tq = ny_now();
@@ -326,6 +330,7 @@ int cmd_bench(int argc, char **argv)
                     }
                 r->recall = (double)hits / (double)(ds.nq * k);
             }
+            if (cold && on_disk && ny_hnsw_disk_evict(h) != NY_OK) goto fail;
             tp = ny_now();
             if (use_q) {
                 qb.ef = efs[e];
@@ -385,10 +390,10 @@ int cmd_bench(int argc, char **argv)
                 "\"bytes_per_vector_index\": %.1f, \"bytes_per_vector_vectors\": %.1f, \"simd\": \"%s\", "
                 "\"quant\": \"%s\", \"rescore\": %d, \"oversampling\": %g, \"bytes_per_vector_codes\": %.1f, "
                 "\"on_disk\": %d, \"graph_on_disk\": %d, \"disk_bytes\": %zu, \"rss_end_bytes\": %zu, "
-                "\"rss_anon_end_bytes\": %zu, \"rss_file_end_bytes\": %zu, \"loaded\": %d,\n \"results\": [",
+                "\"rss_anon_end_bytes\": %zu, \"rss_file_end_bytes\": %zu, \"loaded\": %d, \"cold\": %d,\n \"results\": [",
                 ds.n, ds.dim, ds.nq, k, ny_metric_name(metric), m, efc, T, build_s, build_cpu_s, peak, rss_loaded, bpv_index,
                 bpv_vec, ny_simd_name(ny_simd_active()), quant, rescore, use_q ? oversampling : 0, bpv_codes, on_disk != NULL, graph_on_disk,
-                disk_bytes + graph_disk_bytes, rss_end, anon_end, file_end, loaded);
+                disk_bytes + graph_disk_bytes, rss_end, anon_end, file_end, loaded, cold);
         for (size_t e = 0; e < nef; e++)
             fprintf(f,
                     "%s\n  {\"ef\": %zu, \"recall\": %.5f, \"qps_1t\": %.1f, \"qps_nt\": %.1f, \"p50_us\": %.2f, "

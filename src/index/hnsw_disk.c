@@ -111,8 +111,13 @@ static int move_region(disk_region *r, const char *dir, const void *base, size_t
     void *at = (void *)(src + r->mapped);
     void *p = mmap(at, bytes - r->mapped, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, r->fd, (off_t)r->mapped);
     if (p == MAP_FAILED) return ny_error_errno(NY_EIO, "hnsw %s to disk: cannot map the file", what);
-    /* Not needed again soon: let the kernel write them back and evict. */
-    if (evict) posix_fadvise(r->fd, (off_t)r->mapped, (off_t)(bytes - r->mapped), POSIX_FADV_DONTNEED);
+    /* Searches read scattered rows and lists: no read-ahead and no mapping
+     * of neighbouring pages on a fault (they would only inflate RSS). */
+    madvise(at, bytes - r->mapped, MADV_RANDOM);
+    /* Not needed again soon: write them back now so that the kernel can
+     * drop them from the page cache (it keeps dirty pages). */
+    if (evict && fdatasync(r->fd) == 0)
+        posix_fadvise(r->fd, (off_t)r->mapped, (off_t)(bytes - r->mapped), POSIX_FADV_DONTNEED);
     r->mapped = bytes;
     return NY_OK;
 }
@@ -172,4 +177,29 @@ void ny_hnsw_disk_usage(const ny_hnsw *h, size_t *vectors, size_t *graph)
     if (d && vectors) *vectors = d->vec.mapped;
     if (d && graph) *graph = d->link0.mapped + d->upper.mapped;
     ny_hnsw_excl_unlock(hm);
+}
+
+/* Unmaps the region's pages from this process (the data stays in the file
+ * and the page cache) and asks the kernel to drop the clean ones. */
+static void evict_region(disk_region *r, const void *base)
+{
+    if (r->fd < 0 || !r->mapped) return;
+    madvise((void *)base, r->mapped, MADV_DONTNEED);
+    if (fdatasync(r->fd) == 0) posix_fadvise(r->fd, 0, (off_t)r->mapped, POSIX_FADV_DONTNEED);
+}
+
+int ny_hnsw_disk_evict(ny_hnsw *h)
+{
+    if (!h) return ny_error(NY_EINVAL, "hnsw_disk_evict: NULL index");
+    ny_hnsw_excl_lock(h);
+    struct ny_hnsw_disk *d = ny_hnsw_disk_get(h);
+    if (d) {
+        ny_hnsw_view v;
+        ny_hnsw_get_view(h, &v);
+        evict_region(&d->vec, v.vecs);
+        evict_region(&d->link0, (const void *)v.link0);
+        evict_region(&d->upper, (const void *)v.upper);
+    }
+    ny_hnsw_excl_unlock(h);
+    return NY_OK;
 }

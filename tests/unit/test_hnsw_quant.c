@@ -380,6 +380,18 @@ TEST(vectors_on_disk)
     free(qs);
 }
 
+static long rss_kb(const char *key)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, key, strlen(key))) kb = atol(line + strlen(key));
+    fclose(f);
+    return kb;
+}
+
 /* Whether /proc/self/maps shows a shared writable mapping of a file under dir. */
 static int mapped_under(const char *dir)
 {
@@ -434,6 +446,18 @@ TEST(graph_on_disk)
     CHECK(!memcmp(bq, aq, nq * sizeof *bq));
     CHECK(!memcmp(bf, af, nq * sizeof *bf) && !memcmp(bd, ad, nq * sizeof *bd));
     CHECK_RC(ny_hnsw_validate(h), NY_OK);
+    /* Pages dropped as under memory pressure: read back on demand, same answers. */
+    long f0 = rss_kb("RssFile:");
+    CHECK_RC(ny_hnsw_disk_evict(h), NY_OK);
+    long f1 = rss_kb("RssFile:");
+    printf("  evicted: RssFile %ld -> %ld KiB\n", f0, f1);
+    if (f0 > 0 && f1 >= 0) CHECKF(f0 - f1 >= (long)(moved / 1024 / 2), "RssFile fell by %ld KiB only", f0 - f1);
+    for (size_t i = 0; i < nq; i++) {
+        CHECK(ny_hnsw_search_quant(h, qs + i * dim, k, 48, NULL, 1, 2, aq[i], NULL) == (int)k);
+        CHECK(ny_hnsw_search(h, qs + i * dim, k, 48, NULL, af[i], ad[i]) == (int)k);
+    }
+    CHECK(!memcmp(bq, aq, nq * sizeof *bq));
+    CHECK(!memcmp(bf, af, nq * sizeof *bf) && !memcmp(bd, ad, nq * sizeof *bd));
     /* Inserts (new lists in RAM, links into moved lists in the mapping),
      * deletes and vacuum keep working; the result stays correct. */
     for (size_t i = n; i < n + extra; i++) CHECK_RC(ny_hnsw_add(h, (uint32_t)i, base + i * dim), NY_OK);
