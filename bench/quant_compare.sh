@@ -37,7 +37,9 @@ COMMON=(--data "$DATA" --ef "$EF" --threads "$T")
 if [ ! -x "$ROOT/build/hnswlib_bench" ] || [ "$ROOT/bench/hnswlib_bench.cpp" -nt "$ROOT/build/hnswlib_bench" ]; then
     g++ -O3 -march=native -std=c++17 -pthread "$ROOT/bench/hnswlib_bench.cpp" -o "$ROOT/build/hnswlib_bench"
 fi
-NB=("$ROOT/build/nearly" bench "${COMMON[@]}" --index "$WORK/index.hnsw")
+# A private copy: rebuilding build/ during the run does not mix binaries.
+cp "$ROOT/build/nearly" "$WORK/nearly"
+NB=("$WORK/nearly" bench "${COMMON[@]}" --index "$WORK/index.hnsw")
 run() { echo "== $1" >&2; shift; "$@" >/dev/null; }
 mkdir -p "$WORK/disk"
 run "nearly float32 (builds and saves the graph)" "${NB[@]}" --json "$OUT/nearly-float32.json"

@@ -224,8 +224,8 @@ int ny_hnsw_load(const char *path, ny_hnsw **out);
  * {"binary": {...}}); NULL or "null" removes it.  Trains on the index's
  * vectors (a sample of at most 100,000) and encodes them all when it holds
  * at least NY_HNSW_QUANT_MIN_TRAIN live vectors; otherwise training happens
- * at the first quantized search once there are enough (before that such
- * searches use the float vectors).  Inserts are encoded as they are added.
+ * at ny_hnsw_quant_train_if_due, or at the first quantized search, once
+ * there are enough (before that such searches use the float vectors).  Inserts are encoded as they are added.
  * Blocks inserts while it runs; searches continue.  Persisted by
  * ny_hnsw_save (in path + ".quant"; codes are re-encoded on load). */
 int ny_hnsw_set_quantization(ny_hnsw *h, const char *json);
@@ -235,6 +235,12 @@ int ny_hnsw_get_quantization(const ny_hnsw *h, char **out);
 /* (Re)trains the quantizer on the current vectors (any count >= 1) and
  * re-encodes every vector.  NY_EINVAL without a configuration. */
 int ny_hnsw_quant_train(ny_hnsw *h);
+/* Trains now if a configuration is set, not yet trained, and the index
+ * holds at least NY_HNSW_QUANT_MIN_TRAIN live vectors: returns 1 if it
+ * trained, 0 if nothing was due, or a negative error.  Collections and the
+ * Python Index call it after inserts, so that the first quantized search
+ * does not pay for training. */
+int ny_hnsw_quant_train_if_due(ny_hnsw *h);
 /* 1 if a trained quantizer is attached, else 0. */
 int ny_hnsw_quant_ready(const ny_hnsw *h);
 /* Bytes of RAM held by the codes (0 if none). */

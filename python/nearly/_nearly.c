@@ -916,6 +916,11 @@ static PyObject *Index_add(IndexObject *self, PyObject *const *args, Py_ssize_t 
         Py_BEGIN_ALLOW_THREADS
         if (m.n == 1) rc = ny_hnsw_add(h, ids ? ids[0] : first, m.data);
         else rc = ny_hnsw_add_batch(h, ids, first, m.data, m.n, nt);
+        /* A quantizer set before there were enough vectors trains now. */
+        if (rc == NY_OK) {
+            int tr = ny_hnsw_quant_train_if_due(h);
+            if (tr < 0) rc = tr;
+        }
         Py_END_ALLOW_THREADS
     }
     idx_leave(self);

@@ -415,6 +415,10 @@ int ny_coll_pending_drain(ny_collection *c, size_t max)
     pthread_rwlock_unlock(&c->rw);
     int rc = (vids && buf) ? NY_OK : ny_error(NY_ENOMEM, "out of memory (indexing)");
     if (rc == NY_OK && m) rc = ny_hnsw_add_batch(c->index, vids, 0, buf, m, index_threads(m));
+    /* quantization_config set on a small collection: train once it has
+     * enough vectors, here rather than in the first search. */
+    if (rc == NY_OK && m && ny_hnsw_quant_train_if_due(c->index) < 0)
+        fprintf(stderr, "nearly: collection %s: quantizer training failed: %s (retried later)\n", c->name, ny_errmsg());
     if (vids && buf) {
         pthread_rwlock_wrlock(&c->rw);
         for (size_t j = 0; j < m; j++) {

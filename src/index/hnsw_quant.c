@@ -178,6 +178,25 @@ static int enough_to_train(const ny_hnsw *h)
 
 /* ===== Public configuration API ======================================== */
 
+int ny_hnsw_quant_train_if_due(ny_hnsw *h)
+{
+    if (!h) return ny_error(NY_EINVAL, "hnsw_quant_train_if_due: NULL index");
+    int slot = ny_hnsw_read_enter(h);
+    struct ny_hnsw_qstate *qs = ny_hnsw_qstate_get(h);
+    int due = qs && !atomic_load(&qs->t);
+    ny_hnsw_read_exit(h, slot);
+    if (!due || !enough_to_train(h)) return 0;
+    ny_hnsw_excl_lock(h);
+    struct ny_hnsw_qstate *q2 = ny_hnsw_qstate_get(h);
+    int rc = 0;
+    if (q2 && !atomic_load(&q2->t)) {
+        rc = train_locked(h, q2, 0);
+        if (rc == NY_OK) rc = 1;
+    }
+    ny_hnsw_excl_unlock(h);
+    return rc;
+}
+
 static int is_null_json(const char *s)
 {
     if (!s) return 1;

@@ -164,3 +164,14 @@ def test_index_quantization_bad_input():
     assert len(ids) == 3 and (ids >= 0).all()
     with pytest.raises(nearly.Error):
         idx.to_disk("/nonexistent/dir")
+
+
+def test_index_trains_after_the_add_that_reaches_the_minimum():
+    rng = np.random.default_rng(11)
+    base = embedded(rng, 1200, 16)
+    idx = nearly.Index(16, "l2")
+    idx.add(base[:500])
+    idx.set_quantization({"scalar": {"type": "int8"}})
+    assert not idx.stats()["quant_ready"]
+    idx.add(base[500:])  # 1200 >= 1000: trained here, not at the first search
+    assert idx.stats()["quant_ready"] and idx.stats()["bytes_quant"] >= 1200 * 16

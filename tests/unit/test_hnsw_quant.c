@@ -195,6 +195,7 @@ TEST(lazy_training_and_inserts_after_training)
     /* The first quantized search trains. */
     CHECK(ny_hnsw_search_quant(h, base + 9 * dim, 1, 32, NULL, 1, 2, id, NULL) == 1 && id[0] == 9);
     CHECK(ny_hnsw_quant_ready(h) == 1);
+    CHECK(ny_hnsw_quant_train_if_due(h) == 0); /* trained already */
     /* Inserts after training are encoded: each finds itself without rescoring. */
     for (size_t i = n; i < n + 200; i++) CHECK_RC(ny_hnsw_add(h, (uint32_t)i, base + i * dim), NY_OK);
     size_t self = 0;
@@ -212,6 +213,16 @@ TEST(lazy_training_and_inserts_after_training)
     CHECK_RC(ny_hnsw_get_quantization(h, &js), NY_OK);
     CHECK(js == NULL);
     CHECK(ny_hnsw_search_quant(h, base + 3 * dim, 1, 32, NULL, 1, 2, id, NULL) == 1 && id[0] == 3);
+    CHECK(ny_hnsw_quant_train_if_due(h) == 0); /* nothing configured */
+    ny_hnsw_free(h);
+    /* train_if_due: nothing below the minimum, trains once it is reached. */
+    REQUIRE(ny_hnsw_new(&p, &h) == NY_OK);
+    CHECK_RC(ny_hnsw_add_batch(h, NULL, 0, base, NY_HNSW_QUANT_MIN_TRAIN - 1, 1), NY_OK);
+    CHECK_RC(ny_hnsw_set_quantization(h, SQ8_JSON), NY_OK);
+    CHECK(ny_hnsw_quant_train_if_due(h) == 0 && !ny_hnsw_quant_ready(h));
+    CHECK_RC(ny_hnsw_add(h, NY_HNSW_QUANT_MIN_TRAIN - 1, base + (NY_HNSW_QUANT_MIN_TRAIN - 1) * dim), NY_OK);
+    CHECK(ny_hnsw_quant_train_if_due(h) == 1 && ny_hnsw_quant_ready(h));
+    CHECK(ny_hnsw_quant_train_if_due(NULL) == NY_EINVAL);
     ny_hnsw_free(h);
     free(base);
 }
