@@ -12,7 +12,9 @@
 # mapped files, recall@10 and QPS (1 thread, per CPU-second of that thread,
 # and THREADS threads) per ef.
 #   bench/quant_compare.sh DATA_DIR [EF_LIST] [OVERSAMPLING_INT8] [OVERSAMPLING_BINARY] [THREADS] [LIMIT_QUERIES]
-# Environment: OUT=DIR keeps the JSON files there; IVF=1 NPROBE=8,16,32,64.
+# Environment: OUT=DIR keeps the JSON files there; IVF=1 NPROBE=8,16,32,64;
+# REPEAT=R keeps the best QPS of R passes per ef (every program).
+# (Run a copy of this script if you may edit it meanwhile: bash reads it as it goes.)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DATA=${1:?usage: bench/quant_compare.sh DATA_DIR [EF_LIST] [OS_INT8] [OS_BINARY] [THREADS] [LIMIT_QUERIES]}
@@ -31,7 +33,7 @@ else
     mkdir -p "$WORK"
     trap 'rm -rf "$OUT"' EXIT
 fi
-COMMON=(--data "$DATA" --ef "$EF" --threads "$T")
+COMMON=(--data "$DATA" --ef "$EF" --threads "$T" --repeat "${REPEAT:-1}")
 [ "$LQ" != 0 ] && COMMON+=(--limit-queries "$LQ")
 [ -x "$ROOT/build/nearly" ] || make -C "$ROOT" -j2 >/dev/null
 if [ ! -x "$ROOT/build/hnswlib_bench" ] || [ "$ROOT/bench/hnswlib_bench.cpp" -nt "$ROOT/build/hnswlib_bench" ]; then
@@ -52,55 +54,9 @@ run "hnswlib" "$ROOT/build/hnswlib_bench" "${COMMON[@]}" --json "$OUT/hnswlib.js
 run "faiss HNSWFlat" /usr/bin/python3 "$ROOT/bench/faiss_bench.py" "${COMMON[@]}" --json "$OUT/faiss-hnsw-flat.json"
 run "faiss HNSWSQ8" /usr/bin/python3 "$ROOT/bench/faiss_bench.py" "${COMMON[@]}" --index hnsw-sq8 --json "$OUT/faiss-hnsw-sq8.json"
 if [ "${IVF:-0}" = 1 ]; then
-    PQC=(--data "$DATA" --ef "${NPROBE:-8,16,32,64}" --threads "$T")
+    PQC=(--data "$DATA" --ef "${NPROBE:-8,16,32,64}" --threads "$T" --repeat "${REPEAT:-1}")
     [ "$LQ" != 0 ] && PQC+=(--limit-queries "$LQ")
     run "faiss IVFPQ" /usr/bin/python3 "$ROOT/bench/faiss_bench.py" "${PQC[@]}" --index ivf-pq --json "$OUT/faiss-ivf-pq.json"
 fi
 IDX_BYTES=$(stat -c %s "$WORK/index.hnsw")
-/usr/bin/python3 - "$OUT" "$IDX_BYTES" <<'PY'
-import json, os, sys
-d, idx_bytes = sys.argv[1], int(sys.argv[2])
-order = ["nearly-float32", "nearly-int8", "nearly-int8-disk", "nearly-int8-cold", "nearly-binary", "nearly-binary-disk",
-         "hnswlib", "faiss-hnsw-flat", "faiss-hnsw-sq8", "faiss-ivf-pq"]
-runs = {n: json.load(open(os.path.join(d, n + ".json"))) for n in order if os.path.exists(os.path.join(d, n + ".json"))}
-first = runs["nearly-float32"]
-MiB = 1048576
-print(f"data n={first['n']} dim={first['dim']} nq={first['nq']} metric={first['metric']} threads={first['threads']}  "
-      f"nearly build {first['build_s']:.1f} s ({first['build_cpu_s']:.1f} s CPU); saved index {idx_bytes / MiB:.1f} MiB")
-print("RSS: at the end of each run, base vectors freed (FAISS includes ~40 MiB of Python + numpy); anon = RssAnon,")
-print("file = RssFile (mapped file pages: on-disk vectors/graph, program text; evictable).  disk: bytes in mapped files.")
-print("ivf-pq: the ef column is nprobe.  QPS/CPU-s: 1-thread queries per second of that thread's CPU time.")
-hdr = f"{'index':<19} {'RSS MiB':>8} {'anon':>7} {'file':>7} {'disk MiB':>8} {'codes B/v':>9} {'ef':>5} {'recall@10':>9} {'QPS 1t':>8} {'QPS/CPU-s':>9} {'QPS Nt':>8}"
-print(hdr)
-for name, j in runs.items():
-    end = j.get("rss_end_bytes", 0) / MiB
-    anon = j.get("rss_anon_end_bytes", 0) / MiB
-    fil = j.get("rss_file_end_bytes", max(0, j.get("rss_end_bytes", 0) - j.get("rss_anon_end_bytes", 0))) / MiB
-    disk = j.get("disk_bytes", 0) / MiB
-    cb = j.get("bytes_per_vector_codes", 0)
-    for r in j["results"]:
-        print(f"{name:<19} {end:>8.1f} {anon:>7.1f} {fil:>7.1f} {disk:>8.1f} {cb:>9.1f} {r['ef']:>5} {r['recall']:>9.4f} "
-              f"{r['qps_1t']:>8.0f} {r.get('qps_1t_cpu', 0):>9.0f} {r['qps_nt']:>8.0f}")
-
-# Goals, from this run: memory relative to float32, and QPS/CPU-s relative
-# to float32 at the lowest float ef reaching the same recall.
-f = runs["nearly-float32"]
-def at_recall(j, goal):
-    ok = [r for r in j["results"] if r["recall"] >= goal]
-    return max(ok, key=lambda r: r.get("qps_1t_cpu", 0)) if ok else None
-print()
-for name, goal in (("nearly-int8", 0.95), ("nearly-int8-disk", 0.95), ("nearly-binary", 0.90), ("nearly-binary-disk", 0.90)):
-    if name not in runs:
-        continue
-    j = runs[name]
-    r = at_recall(j, goal)
-    if not r:
-        print(f"{name}: no ef reaches recall {goal}")
-        continue
-    fr = at_recall(f, r["recall"]) or max(f["results"], key=lambda x: x["recall"])
-    anon_ratio = j["rss_anon_end_bytes"] / f["rss_anon_end_bytes"]
-    rss_ratio = j["rss_end_bytes"] / f["rss_end_bytes"]
-    print(f"{name}: recall {r['recall']:.4f} at ef {r['ef']}: QPS/CPU-s {r['qps_1t_cpu']:.0f} = "
-          f"{r['qps_1t_cpu'] / fr['qps_1t_cpu']:.2f}x float32 (ef {fr['ef']}, recall {fr['recall']:.4f}); "
-          f"RSS {rss_ratio:.2f}x, anon RSS {anon_ratio:.2f}x float32's")
-PY
+/usr/bin/python3 "$ROOT/bench/quant_table.py" "$OUT" "$IDX_BYTES"
