@@ -50,3 +50,20 @@ for name, goal in (("nearly-int8", 0.95), ("nearly-int8-disk", 0.95), ("nearly-b
     print(f"{name}: recall {r['recall']:.4f} at ef {r['ef']}: QPS/CPU-s {r['qps_1t_cpu']:.0f} = "
           f"{r['qps_1t_cpu'] / fr['qps_1t_cpu']:.2f}x float32 (ef {fr['ef']}, recall {fr['recall']:.4f}); "
           f"RSS {rss_ratio:.2f}x, anon RSS {anon_ratio:.2f}x float32's")
+
+if os.environ.get("MD"):
+    # The same as a markdown table, one row per index (values per ef joined by " / ").
+    print()
+    print("| index | RSS MiB (anon + file) | in mapped files MiB | codes B/vector | ef | recall@10 | QPS/CPU-s (1t) | QPS 1t | QPS 2t |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, j in runs.items():
+        rs = j["results"]
+        end = j.get("rss_end_bytes", 0) / MiB
+        anon = j.get("rss_anon_end_bytes", 0) / MiB
+        fil = end - anon
+        disk = j.get("disk_bytes", 0) / MiB
+        cb = j.get("bytes_per_vector_codes", 0)
+        def cat(key, fmt):
+            return " / ".join(fmt.format(r.get(key, 0)) for r in rs)
+        print(f"| {name} | {end:.0f} ({anon:.0f} + {fil:.0f}) | {disk:.0f} | {cb:.0f} | {cat('ef', '{}')} | "
+              f"{cat('recall', '{:.3f}')} | {cat('qps_1t_cpu', '{:.0f}')} | {cat('qps_1t', '{:.0f}')} | {cat('qps_nt', '{:.0f}')} |")
