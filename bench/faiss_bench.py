@@ -74,6 +74,18 @@ def peak_rss():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def status_bytes(key):
+    """A "Key:   123 kB" line of /proc/self/status, in bytes (0 if absent)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
@@ -86,8 +98,10 @@ def main():
     ap.add_argument("--limit-queries", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--json")
-    ap.add_argument("--index", choices=["hnsw-flat", "hnsw-sq8"], default="hnsw-flat",
-                    help="hnsw-sq8: IndexHNSWSQ with 8-bit scalar codes (no rescoring)")
+    ap.add_argument("--index", choices=["hnsw-flat", "hnsw-sq8", "ivf-pq"], default="hnsw-flat",
+                    help="hnsw-sq8: IndexHNSWSQ with 8-bit scalar codes (no rescoring); ivf-pq: IndexIVFPQ "
+                         "(nlist ~ 4*sqrt(n), dim/4 sub-quantizers of 8 bits, trained on <= 100k vectors; "
+                         "the --ef values are used as nprobe)")
     a = ap.parse_args()
     efs = [int(x) for x in a.ef.split(",") if x]
     metric = a.metric or infer_metric(a.data)
@@ -108,31 +122,52 @@ def main():
     rss_loaded = peak_rss()
 
     fm = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
+    ivf = a.index == "ivf-pq"
     if a.index == "hnsw-sq8":
         index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, a.m, fm)
+    elif ivf:
+        nlist = max(16, int(4 * np.sqrt(n)))
+        pqm = dim // 4
+        while dim % pqm:
+            pqm -= 1
+        quantizer = faiss.IndexFlat(dim, fm)
+        index = faiss.IndexIVFPQ(quantizer, dim, nlist, pqm, 8, fm)
     else:
         index = faiss.IndexHNSWFlat(dim, a.m, fm)
-    index.hnsw.efConstruction = a.ef_construction
+    if not ivf:
+        index.hnsw.efConstruction = a.ef_construction
     faiss.omp_set_num_threads(a.threads)
     t0, c0 = time.perf_counter(), time.process_time()
     if not index.is_trained:
-        index.train(base)
+        sample = base if n <= 100000 else base[np.random.default_rng(1).choice(n, 100000, replace=False)]
+        index.train(sample)
+        del sample
     index.add(base)
+    del base  # the index holds its own copy (or codes): RSS at the end is the index's
     build_s, build_cpu_s = time.perf_counter() - t0, time.process_time() - c0
     # Memory per vector excluding the vector: neighbour lists (int32 per
     # slot over all levels), offsets (8 B), level (4 B).
-    nb_slots = faiss.vector_to_array(index.hnsw.neighbors).size
-    bpv_index = (nb_slots * 4) / n + 8 + 4
+    if ivf:  # code + id per vector (the vector itself is not kept)
+        bpv_index = index.code_size + 8
+    else:
+        nb_slots = faiss.vector_to_array(index.hnsw.neighbors).size
+        bpv_index = (nb_slots * 4) / n + 8 + 4
+
+    def set_ef(ef):
+        if ivf:
+            index.nprobe = ef
+        else:
+            index.hnsw.efSearch = ef
 
     k = a.k
     gtk = gt[:, :k]
     # Warm-up (untimed), as in `nearly bench`.
-    index.hnsw.efSearch = efs[0]
+    set_ef(efs[0])
     index.search(queries[: min(nq, 200)], k)
 
     results = []
     for ef in efs:
-        index.hnsw.efSearch = ef
+        set_ef(ef)
         r = {"ef": ef, "recall": 0.0, "qps_1t": 0.0, "qps_nt": 0.0, "p50_us": 0.0, "p99_us": 0.0, "qps_1t_cpu": 0.0}
         for rep in range(a.repeat):
             faiss.omp_set_num_threads(1)
@@ -159,6 +194,7 @@ def main():
             r["qps_nt"] = max(r["qps_nt"], nq / (time.perf_counter() - tp))
         results.append(r)
     peak = peak_rss()
+    rss_end, anon_end = status_bytes("VmRSS:"), status_bytes("RssAnon:")
 
     print(f"faiss bench  data={a.data}  n={n} dim={dim} nq={nq} metric={metric}  faiss {faiss.__version__}  index {a.index}")
     print(f"M={a.m} ef_construction={a.ef_construction} threads={a.threads}  build {build_s:.2f} s ({build_cpu_s:.2f} s CPU)")
@@ -170,7 +206,8 @@ def main():
     if a.json:
         out = {"library": "faiss", "n": n, "dim": dim, "nq": nq, "k": k, "metric": metric, "m": a.m,
                "ef_construction": a.ef_construction, "threads": a.threads, "build_s": round(build_s, 4), "build_cpu_s": round(build_cpu_s, 4),
-               "peak_rss_bytes": peak, "rss_after_load_bytes": rss_loaded,
+               "peak_rss_bytes": peak, "rss_after_load_bytes": rss_loaded, "rss_end_bytes": rss_end,
+               "rss_anon_end_bytes": anon_end,
                "bytes_per_vector_index": round(bpv_index, 1), "faiss_version": faiss.__version__, "index": a.index,
                "results": [{kk: (round(v, 5) if isinstance(v, float) else v) for kk, v in r.items()} for r in results]}
         with open(a.json, "w") as f:

@@ -44,6 +44,19 @@ static double cpu_time(clockid_t which)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+// A "Key:   123 kB" line of /proc/self/status, in bytes (0 if absent).
+static size_t status_bytes(const char *key)
+{
+    FILE *f = std::fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    char line[256];
+    size_t kb = 0, kl = std::strlen(key);
+    while (std::fgets(line, sizeof line, f))
+        if (!std::strncmp(line, key, kl)) kb = std::strtoull(line + kl, nullptr, 10);
+    std::fclose(f);
+    return kb * 1024;
+}
+
 static size_t peak_rss()
 {
     struct rusage ru;
@@ -199,6 +212,7 @@ int main(int argc, char **argv)
         index->addPoint(base.data(), 0);
         parallel_for(n - 1, threads, 1, [&](size_t i) { index->addPoint(&base[(i + 1) * dim], i + 1); });
         double build_s = now() - t0, build_cpu_s = cpu_time(CLOCK_PROCESS_CPUTIME_ID) - c0;
+        std::vector<float>().swap(base); // the index holds its own copy: RSS at the end is the index's
 
         // Memory per vector excluding the vector: level-0 links + label, the
         // per-element lock, level and list pointer, the upper-level lists,
@@ -271,7 +285,7 @@ int main(int argc, char **argv)
             }
             out.push_back(r);
         }
-        size_t peak = peak_rss();
+        size_t peak = peak_rss(), rss_end = status_bytes("VmRSS:"), anon_end = status_bytes("RssAnon:");
 #if defined(__AVX512F__)
         const char *simd = "avx512";
 #elif defined(__AVX__)
@@ -295,9 +309,10 @@ int main(int argc, char **argv)
                          "{\"library\": \"hnswlib\", \"n\": %zu, \"dim\": %zu, \"nq\": %zu, \"k\": %zu, \"metric\": \"%s\", "
                          "\"m\": %zu, \"ef_construction\": %zu, \"threads\": %d, \"build_s\": %.4f, "
                          "\"build_cpu_s\": %.4f, \"peak_rss_bytes\": %zu, \"rss_after_load_bytes\": %zu, "
-                         "\"bytes_per_vector_index\": %.1f, \"simd\": \"%s\",\n \"results\": [",
+                         "\"bytes_per_vector_index\": %.1f, \"simd\": \"%s\", \"rss_end_bytes\": %zu, "
+                         "\"rss_anon_end_bytes\": %zu,\n \"results\": [",
                          n, dim, nq, k, metric.c_str(), M, efc, threads, build_s, build_cpu_s, peak, rss_loaded,
-                         bpv_index, simd);
+                         bpv_index, simd, rss_end, anon_end);
             for (size_t e = 0; e < out.size(); e++)
                 std::fprintf(f,
                              "%s\n  {\"ef\": %zu, \"recall\": %.5f, \"qps_1t\": %.1f, \"qps_nt\": %.1f, \"p50_us\": %.2f, "

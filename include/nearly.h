@@ -224,8 +224,8 @@ int ny_hnsw_load(const char *path, ny_hnsw **out);
  * {"binary": {...}}); NULL or "null" removes it.  Trains on the index's
  * vectors (a sample of at most 100,000) and encodes them all when it holds
  * at least NY_HNSW_QUANT_MIN_TRAIN live vectors; otherwise training happens
- * at the first quantized search once there are enough (before that such
- * searches use the float vectors).  Inserts are encoded as they are added.
+ * at ny_hnsw_quant_train_if_due, or at the first quantized search, once
+ * there are enough (before that such searches use the float vectors).  Inserts are encoded as they are added.
  * Blocks inserts while it runs; searches continue.  Persisted by
  * ny_hnsw_save (in path + ".quant"; codes are re-encoded on load). */
 int ny_hnsw_set_quantization(ny_hnsw *h, const char *json);
@@ -235,6 +235,12 @@ int ny_hnsw_get_quantization(const ny_hnsw *h, char **out);
 /* (Re)trains the quantizer on the current vectors (any count >= 1) and
  * re-encodes every vector.  NY_EINVAL without a configuration. */
 int ny_hnsw_quant_train(ny_hnsw *h);
+/* Trains now if a configuration is set, not yet trained, and the index
+ * holds at least NY_HNSW_QUANT_MIN_TRAIN live vectors: returns 1 if it
+ * trained, 0 if nothing was due, or a negative error.  Collections and the
+ * Python Index call it after inserts, so that the first quantized search
+ * does not pay for training. */
+int ny_hnsw_quant_train_if_due(ny_hnsw *h);
 /* 1 if a trained quantizer is attached, else 0. */
 int ny_hnsw_quant_ready(const ny_hnsw *h);
 /* Bytes of RAM held by the codes (0 if none). */
@@ -247,12 +253,34 @@ size_t ny_hnsw_quant_bytes(const ny_hnsw *h);
 int ny_hnsw_search_quant(const ny_hnsw *h, const float *query, size_t k, size_t ef,
                          const ny_filter *filter, int rescore, float oversampling,
                          uint32_t *ids, float *dists);
+/* ny_hnsw_search_quant for nq queries (rows of dim floats) on up to
+ * `threads` threads (0: all CPUs); output as ny_hnsw_search_batch. */
+int ny_hnsw_search_quant_batch(const ny_hnsw *h, const float *queries, size_t nq, size_t k, size_t ef,
+                               const ny_filter *filter, int rescore, float oversampling, int threads,
+                               uint32_t *ids, float *dists);
 /* vectors.on_disk: moves the float rows of the vectors indexed so far into
  * an unnamed memory-mapped file created in dir (same addresses, searches
  * may run meanwhile; inserts wait).  The kernel may then evict them, and
  * with quantized search only rescoring reads rows.  Rows added later stay
- * in RAM until the next call.  *bytes (may be NULL) gets the bytes moved. */
+ * in RAM until the next call, which appends them to the same file (dir is
+ * used by the first call only).  *bytes (may be NULL) gets the bytes now
+ * held in the file. */
 int ny_hnsw_vectors_to_disk(ny_hnsw *h, const char *dir, size_t *bytes);
+/* hnsw_config.on_disk: the same for the graph -- the level-0 link lists
+ * and the upper-level link arena go to unnamed memory-mapped files in dir.
+ * Links written later by inserts, deletes and vacuum land in the mapping;
+ * lists of nodes added later stay in RAM until the next call.  *bytes (may
+ * be NULL) gets the graph bytes now held in files.  The files are not a
+ * durable copy (ny_hnsw_save is); they are gone when the index is freed. */
+int ny_hnsw_graph_to_disk(ny_hnsw *h, const char *dir, size_t *bytes);
+/* Bytes of vector rows and of graph links currently held in mapped files
+ * (either pointer may be NULL). */
+void ny_hnsw_disk_usage(const ny_hnsw *h, size_t *vectors, size_t *graph);
+/* Drops the pages of the regions moved to files from this process and from
+ * the page cache (written back first), as memory pressure would: later
+ * searches read them back from disk on demand.  For tests and cold-cache
+ * benchmarks; no effect on what searches return. */
+int ny_hnsw_disk_evict(ny_hnsw *h);
 
 /* ===== Collections: points, payloads, durability ======================== *
  *

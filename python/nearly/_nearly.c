@@ -709,6 +709,47 @@ static int check_unique(const uint32_t *ids, size_t n, const char *what)
     return 0;
 }
 
+/* Qdrant's params.quantization as a dict {"ignore": bool, "rescore": bool,
+ * "oversampling": float in 1..1000} (None: defaults).  *rescore stays -1
+ * (default) unless given. */
+static int quant_params(PyObject *o, int *ignore, int *rescore, float *oversampling)
+{
+    if (!o || o == Py_None) return 0;
+    if (!PyDict_Check(o)) {
+        PyErr_SetString(InvalidArgumentError, "search: quantization must be a dict {ignore, rescore, oversampling}");
+        return -1;
+    }
+    PyObject *key, *val;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(o, &pos, &key, &val)) {
+        const char *kn = PyUnicode_Check(key) ? PyUnicode_AsUTF8(key) : NULL;
+        if (!kn) {
+            PyErr_SetString(InvalidArgumentError, "search: quantization keys must be strings");
+            return -1;
+        }
+        if (!strcmp(kn, "ignore") || !strcmp(kn, "rescore")) {
+            int b = val == Py_None ? -1 : PyObject_IsTrue(val);
+            if (val != Py_None && b < 0) return -1;
+            if (kn[0] == 'i') *ignore = b > 0;
+            else *rescore = b;
+        } else if (!strcmp(kn, "oversampling")) {
+            if (val == Py_None) continue;
+            double os = PyFloat_AsDouble(val);
+            if (os == -1.0 && PyErr_Occurred()) return -1;
+            if (!(os >= 1 && os <= 1000)) {
+                PyErr_Format(InvalidArgumentError, "search: quantization.oversampling must be in 1..1000, got %g", os);
+                return -1;
+            }
+            *oversampling = (float)os;
+        } else {
+            PyErr_Format(InvalidArgumentError,
+                         "search: unknown quantization parameter '%.60s' (expected ignore, rescore, oversampling)", kn);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* ===== Index ============================================================== */
 
 typedef struct {
@@ -875,6 +916,11 @@ static PyObject *Index_add(IndexObject *self, PyObject *const *args, Py_ssize_t 
         Py_BEGIN_ALLOW_THREADS
         if (m.n == 1) rc = ny_hnsw_add(h, ids ? ids[0] : first, m.data);
         else rc = ny_hnsw_add_batch(h, ids, first, m.data, m.n, nt);
+        /* A quantizer set before there were enough vectors trains now. */
+        if (rc == NY_OK) {
+            int tr = ny_hnsw_quant_train_if_due(h);
+            if (tr < 0) rc = tr;
+        }
         Py_END_ALLOW_THREADS
     }
     idx_leave(self);
@@ -967,17 +1013,22 @@ static void finish_results(void *ids_mem, float *dists, size_t total, ny_metric 
     }
 }
 
-/* search(queries, k=10, ef=None, filter_ids=None, num_threads=None, exact=False) */
+/* search(queries, k=10, ef=None, filter_ids=None, num_threads=None, exact=False,
+ *        quantization=None)
+ * With a quantizer set (set_quantization) the graph walk runs on codes and
+ * rescores oversampling * k candidates, unless quantization={"ignore": True}. */
 static PyObject *Index_search(IndexObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    static const char *const names[] = {"queries", "k", "ef", "filter_ids", "num_threads", "exact"};
-    PyObject *v[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
-    if (parse_args("search", args, nargs, kwnames, names, 6, 4, 1, v) < 0) return NULL;
+    static const char *const names[] = {"queries", "k", "ef", "filter_ids", "num_threads", "exact", "quantization"};
+    PyObject *v[7] = {NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    if (parse_args("search", args, nargs, kwnames, names, 7, 4, 1, v) < 0) return NULL;
     if (!self->h) return raise_closed("Index");
     size_t k, ef;
-    int nt, exact;
+    int nt, exact, q_ignore = 0, q_rescore = -1;
+    float q_os = 0;
     if (arg_size(v[1], "k", 10, 1, &k) < 0 || arg_size(v[2], "ef", self->ef, 1, &ef) < 0 ||
-        arg_threads(v[4], self->num_threads, &nt) < 0 || (exact = arg_bool(v[5], 0)) < 0)
+        arg_threads(v[4], self->num_threads, &nt) < 0 || (exact = arg_bool(v[5], 0)) < 0 ||
+        quant_params(v[6], &q_ignore, &q_rescore, &q_os) < 0)
         return NULL;
     /* The result width is capped by the number of vectors ever added
      * (tracked here, without a call into the engine): no allocation or
@@ -1024,13 +1075,17 @@ static PyObject *Index_search(IndexObject *self, PyObject *const *args, Py_ssize
         for (size_t i = 0; i < nq && rc >= 0; i++) {
             uint32_t *oi = ido + i * k;
             float *od = dm + i * k;
-            int got = exact ? ny_hnsw_search_exact(h, qd + i * self->dim, k, fp, oi, od)
-                            : ny_hnsw_search(h, qd + i * self->dim, k, ef, fp, oi, od);
+            int got = exact      ? ny_hnsw_search_exact(h, qd + i * self->dim, k, fp, oi, od)
+                      : q_ignore ? ny_hnsw_search(h, qd + i * self->dim, k, ef, fp, oi, od)
+                                 : ny_hnsw_search_quant(h, qd + i * self->dim, k, ef, fp, q_rescore, q_os, oi, od);
             if (got < 0) { rc = got; break; }
             for (size_t j = (size_t)got; j < k; j++) { oi[j] = UINT32_MAX; od[j] = INFINITY; }
         }
-    } else {
+    } else if (q_ignore) {
         rc = ny_hnsw_search_batch(h, qd, nq, k, ef, fp, nt, ido, dm);
+    } else {
+        /* Without a quantizer this is the float search. */
+        rc = ny_hnsw_search_quant_batch(h, qd, nq, k, ef, fp, q_rescore, q_os, nt, ido, dm);
     }
     Py_END_ALLOW_THREADS
     idx_leave(self);
@@ -1200,17 +1255,104 @@ static PyObject *Index_exit(IndexObject *self, PyObject *args)
     Py_RETURN_FALSE;
 }
 
+/* set_quantization(config): Qdrant's quantization_config as a dict (or
+ * its JSON text); None removes it. */
+static PyObject *Index_set_quantization(IndexObject *self, PyObject *cfg)
+{
+    PyObject *js = NULL;
+    if (cfg != Py_None) {
+        if (PyUnicode_Check(cfg)) js = Py_NewRef(cfg);
+        else if (PyDict_Check(cfg)) js = to_json(cfg);
+        else {
+            PyErr_SetString(InvalidArgumentError,
+                            "set_quantization: expected a dict such as {'scalar': {'type': 'int8'}} or "
+                            "{'binary': {}}, or None");
+            return NULL;
+        }
+        if (!js) return NULL;
+    }
+    const char *j = js ? PyUnicode_AsUTF8(js) : NULL;
+    if (js && !j) { Py_DECREF(js); return NULL; }
+    ny_hnsw *h = idx_enter(self);
+    if (!h) { Py_XDECREF(js); return NULL; }
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ny_hnsw_set_quantization(h, j);
+    Py_END_ALLOW_THREADS
+    idx_leave(self);
+    Py_XDECREF(js);
+    if (rc != NY_OK) return raise_rc(rc);
+    Py_RETURN_NONE;
+}
+
+/* train_quantization(): (re)trains on the current vectors, whatever their count. */
+static PyObject *Index_train_quantization(IndexObject *self, PyObject *unused)
+{
+    ny_hnsw *h = idx_enter(self);
+    if (!h) return NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ny_hnsw_quant_train(h);
+    Py_END_ALLOW_THREADS
+    idx_leave(self);
+    if (rc != NY_OK) return raise_rc(rc);
+    Py_RETURN_NONE;
+}
+
+/* to_disk(dir, vectors=True, graph=True) -> {"vectors": bytes, "graph": bytes} */
+static PyObject *Index_to_disk(IndexObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"dir", "vectors", "graph"};
+    PyObject *v[3] = {NULL, NULL, NULL};
+    if (parse_args("to_disk", args, nargs, kwnames, names, 3, 3, 1, v) < 0) return NULL;
+    int wv, wg;
+    if ((wv = arg_bool(v[1], 1)) < 0 || (wg = arg_bool(v[2], 1)) < 0) return NULL;
+    PyObject *b;
+    if (fs_path(v[0], &b) < 0) return NULL;
+    ny_hnsw *h = idx_enter(self);
+    if (!h) { Py_DECREF(b); return NULL; }
+    int rc = NY_OK;
+    size_t bv = 0, bg = 0;
+    const char *p = PyBytes_AS_STRING(b);
+    Py_BEGIN_ALLOW_THREADS
+    if (wv) rc = ny_hnsw_vectors_to_disk(h, p, NULL);
+    if (rc == NY_OK && wg) rc = ny_hnsw_graph_to_disk(h, p, NULL);
+    ny_hnsw_disk_usage(h, &bv, &bg);
+    Py_END_ALLOW_THREADS
+    idx_leave(self);
+    Py_DECREF(b);
+    if (rc != NY_OK) return raise_rc(rc);
+    return Py_BuildValue("{s:n,s:n}", "vectors", (Py_ssize_t)bv, "graph", (Py_ssize_t)bg);
+}
+
+static PyObject *Index_get_quantization(IndexObject *self, void *c)
+{
+    if (!self->h) return raise_closed("Index");
+    char *j = NULL;
+    int rc = ny_hnsw_get_quantization(self->h, &j);
+    if (rc != NY_OK) return raise_rc(rc);
+    if (!j) Py_RETURN_NONE;
+    PyObject *r = from_json(j);
+    ny_free(j);
+    return r;
+}
+
 static PyObject *Index_stats(IndexObject *self, PyObject *unused)
 {
     if (!self->h) return raise_closed("Index");
     ny_hnsw_stats st;
     ny_hnsw_get_stats(self->h, &st);
-    return Py_BuildValue("{s:n,s:n,s:n,s:n,s:n,s:s,s:n,s:n,s:i,s:n,s:n,s:n}", "count", (Py_ssize_t)st.count,
+    size_t dv = 0, dg = 0;
+    ny_hnsw_disk_usage(self->h, &dv, &dg);
+    return Py_BuildValue("{s:n,s:n,s:n,s:n,s:n,s:s,s:n,s:n,s:i,s:n,s:n,s:n,s:n,s:O,s:n,s:n}", "count", (Py_ssize_t)st.count,
                          "deleted", (Py_ssize_t)st.deleted, "capacity", (Py_ssize_t)st.capacity, "max_id",
                          (Py_ssize_t)st.max_id, "dim", (Py_ssize_t)st.dim, "metric", ny_metric_name(st.metric),
                          "m", (Py_ssize_t)st.m, "ef_construction", (Py_ssize_t)st.ef_construction, "max_level",
                          st.max_level, "bytes_vectors", (Py_ssize_t)st.bytes_vectors, "bytes_graph",
-                         (Py_ssize_t)st.bytes_graph, "bytes_other", (Py_ssize_t)st.bytes_other);
+                         (Py_ssize_t)st.bytes_graph, "bytes_other", (Py_ssize_t)st.bytes_other, "bytes_quant",
+                         (Py_ssize_t)ny_hnsw_quant_bytes(self->h), "quant_ready",
+                         ny_hnsw_quant_ready(self->h) ? Py_True : Py_False, "bytes_vectors_on_disk", (Py_ssize_t)dv,
+                         "bytes_graph_on_disk", (Py_ssize_t)dg);
 }
 
 static Py_ssize_t Index_len(IndexObject *self)
@@ -1288,6 +1430,8 @@ static PyGetSetDef Index_getset[] = {
      "Default number of threads for batch add/search (0: all CPUs).", NULL},
     {"max_id", (getter)Index_get_max_id, NULL, "Highest id ever inserted + 1.", NULL},
     {"closed", (getter)Index_get_closed, NULL, "True after close().", NULL},
+    {"quantization", (getter)Index_get_quantization, NULL,
+     "The quantization config (Qdrant's quantization_config schema) as a dict, or None.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -1299,13 +1443,17 @@ static PyMethodDef Index_methods[] = {
      "The batch is checked first (dimension, NaN/inf, repeated or existing ids): on such an\n"
      "error nothing is inserted.  Runs without the GIL, on num_threads threads (0: all CPUs)."},
     {"search", (PyCFunction)(void (*)(void))Index_search, METH_FASTCALL | METH_KEYWORDS,
-     "search($self, queries, k=10, ef=None, filter_ids=None, num_threads=None, exact=False)\n--\n\n"
+     "search($self, queries, k=10, ef=None, filter_ids=None, num_threads=None, exact=False,\n"
+     "       quantization=None)\n--\n\n"
      "k nearest neighbours of each query.  Returns (ids, scores): numpy int64 and float32 arrays of\n"
      "shape (nq, k), or (k,) for a single 1-D query, nearest first.  Scores follow Qdrant: cosine\n"
      "similarity for 'cosine', dot product for 'dot', Euclidean distance for 'l2'.  Slots without a\n"
      "result (fewer than k vectors match) hold id -1 and score NaN.  filter_ids restricts results to\n"
      "those ids.  exact=True scans every vector (brute force).  k is capped at the number of vectors\n"
-     "ever added.  Runs without the GIL; a batch uses num_threads threads (0: all CPUs)."},
+     "ever added.  Runs without the GIL; a batch uses num_threads threads (0: all CPUs).  After\n"
+     "set_quantization() the graph walk runs on codes and the best oversampling*k candidates are\n"
+     "rescored with the float vectors; quantization={'ignore': bool, 'rescore': bool,\n"
+     "'oversampling': float} changes that per call (Qdrant's params.quantization)."},
     {"delete", (PyCFunction)Index_delete, METH_O,
      "delete($self, ids)\n--\n\nDeletes one id or a sequence of ids.  NotFoundError (nothing deleted) if one is absent."},
     {"get_vectors", (PyCFunction)Index_get_vectors, METH_O,
@@ -1320,6 +1468,17 @@ static PyMethodDef Index_methods[] = {
     {"close", (PyCFunction)Index_close, METH_NOARGS,
      "close($self)\n--\n\nFrees the index.  Further use raises ClosedError.  Idempotent."},
     {"stats", (PyCFunction)Index_stats, METH_NOARGS, "stats($self)\n--\n\nCounts and memory use as a dict."},
+    {"set_quantization", (PyCFunction)Index_set_quantization, METH_O,
+     "set_quantization($self, config, /)\n--\n\nSearch on quantized codes: config is Qdrant's quantization_config, "
+     "e.g. {'scalar': {'type': 'int8', 'quantile': 0.99}} or {'binary': {}}; None removes it.  Trains and encodes "
+     "now when the index holds >= 1000 vectors, else at the first search that has enough."},
+    {"train_quantization", (PyCFunction)Index_train_quantization, METH_NOARGS,
+     "train_quantization($self)\n--\n\n(Re)trains the quantizer on the current vectors (any count) and "
+     "re-encodes them all."},
+    {"to_disk", (PyCFunction)(void (*)(void))Index_to_disk, METH_FASTCALL | METH_KEYWORDS,
+     "to_disk($self, dir, vectors=True, graph=True)\n--\n\nMoves the float vectors and/or the graph's links "
+     "into unnamed memory-mapped files in dir (same addresses; the kernel may evict them).  Returns the bytes "
+     "held in files: {'vectors': ..., 'graph': ...}."},
     {"__enter__", (PyCFunction)Index_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)Index_exit, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
@@ -2317,40 +2476,7 @@ static PyObject *Collection_search(CollectionObject *self, PyObject *const *args
         sp.has_score_threshold = 1;
         sp.score_threshold = (float)t;
     }
-    if (v[9] && v[9] != Py_None) {
-        if (!PyDict_Check(v[9])) {
-            PyErr_SetString(InvalidArgumentError, "search: quantization must be a dict {ignore, rescore, oversampling}");
-            return NULL;
-        }
-        PyObject *key, *val;
-        Py_ssize_t pos = 0;
-        while (PyDict_Next(v[9], &pos, &key, &val)) {
-            const char *kn = PyUnicode_Check(key) ? PyUnicode_AsUTF8(key) : NULL;
-            if (!kn) {
-                PyErr_SetString(InvalidArgumentError, "search: quantization keys must be strings");
-                return NULL;
-            }
-            if (!strcmp(kn, "ignore") || !strcmp(kn, "rescore")) {
-                int b = val == Py_None ? -1 : PyObject_IsTrue(val);
-                if (val != Py_None && b < 0) return NULL;
-                if (kn[0] == 'i') sp.quant_ignore = b > 0;
-                else sp.quant_rescore = b;
-            } else if (!strcmp(kn, "oversampling")) {
-                if (val == Py_None) continue;
-                double o = PyFloat_AsDouble(val);
-                if (o == -1.0 && PyErr_Occurred()) return NULL;
-                if (!(o >= 1 && o <= 1000)) {
-                    PyErr_Format(InvalidArgumentError, "search: quantization.oversampling must be in 1..1000, got %g", o);
-                    return NULL;
-                }
-                sp.quant_oversampling = (float)o;
-            } else {
-                PyErr_Format(InvalidArgumentError,
-                             "search: unknown quantization parameter '%.60s' (expected ignore, rescore, oversampling)", kn);
-                return NULL;
-            }
-        }
-    }
+    if (quant_params(v[9], &sp.quant_ignore, &sp.quant_rescore, &sp.quant_oversampling) < 0) return NULL;
     sp.limit = limit;
     sp.offset = offset;
     sp.hnsw_ef = ef;

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
@@ -112,14 +113,18 @@ static void bench_usage(FILE *f)
             "                    [--ef-construction 200] [--metric cosine|dot|l2|angular]\n"
             "                    [--k 10] [--limit-queries N] [--repeat 1] [--json FILE]\n"
             "                    [--quant none|int8|int4|binary [--oversampling 2] [--no-rescore]]\n"
-            "                    [--on-disk DIR]\n"
+            "                    [--on-disk DIR [--graph-on-disk] [--cold]] [--index FILE]\n"
             "DIR holds base.fvecs, query.fvecs and groundtruth.ivecs.  The metric is\n"
             "inferred from DIR's name (...-angular, ...-euclidean) or DIR/meta.json when\n"
             "not given.  --threads defaults to the number of CPUs; --repeat R keeps the\n"
             "best QPS of R passes.  --quant searches on quantized codes (trained on the\n"
             "indexed vectors after the build) and rescores oversampling*k candidates\n"
             "with the float vectors.  --on-disk DIR moves the float vectors into a\n"
-            "memory-mapped file in DIR after the build (vectors.on_disk).\n");
+            "memory-mapped file in DIR after the build (vectors.on_disk); with\n"
+            "--graph-on-disk the graph's links go there too (hnsw_config.on_disk);\n"
+            "--cold drops those pages from memory before each timed pass.\n"
+            "--index FILE loads the index from FILE if it exists (build time is then\n"
+            "the load time), else builds it and saves it there.\n");
 }
 
 int cmd_bench(int argc, char **argv)
@@ -129,7 +134,8 @@ int cmd_bench(int argc, char **argv)
     size_t threads = (size_t)ny_cpu_count(), m = 16, efc = 200, k = 10, limit = 0, repeat = 1;
     ny_metric metric = NY_COSINE;
     int have_metric = 0, rescore = 1;
-    const char *quant = "none", *on_disk = NULL;
+    const char *quant = "none", *on_disk = NULL, *index_file = NULL;
+    int graph_on_disk = 0, cold = 0;
     double oversampling = 2;
     for (int i = 1; i < argc; i++) {
         int r;
@@ -175,6 +181,13 @@ int cmd_bench(int argc, char **argv)
         } else if (OPT("--on-disk")) {
             if (r < 0) goto missing;
             on_disk = v;
+        } else if (OPT("--index")) {
+            if (r < 0) goto missing;
+            index_file = v;
+        } else if (!strcmp(argv[i], "--cold")) {
+            cold = 1;
+        } else if (!strcmp(argv[i], "--graph-on-disk")) {
+            graph_on_disk = 1;
         } else if (!strcmp(argv[i], "--no-rescore")) {
             rescore = 0;
         } else if (OPT("--metric")) {
@@ -193,6 +206,10 @@ int cmd_bench(int argc, char **argv)
         if (r < 0) fprintf(stderr, "bench: %s needs a value\n", argv[i]);
         return 2;
 #undef OPT
+    }
+    if (graph_on_disk && !on_disk) {
+        fprintf(stderr, "bench: --graph-on-disk needs --on-disk DIR\n");
+        return 2;
     }
     if (!data) {
         fprintf(stderr, "bench: --data DIR is required\n");
@@ -229,9 +246,22 @@ int cmd_bench(int argc, char **argv)
     p.m = m;
     p.ef_construction = efc;
     p.capacity = ds.n;
-    if (ny_hnsw_new(&p, &h) != NY_OK) goto fail;
     double t0 = ny_now(), c0 = process_cpu();
-    if (ny_hnsw_add_batch(h, NULL, 0, ds.base, ds.n, T) != NY_OK) goto fail;
+    int loaded = index_file && access(index_file, F_OK) == 0;
+    if (loaded) {
+        if (ny_hnsw_load(index_file, &h) != NY_OK) goto fail;
+        ny_hnsw_stats st0;
+        ny_hnsw_get_stats(h, &st0);
+        if (st0.dim != ds.dim || st0.count != ds.n || st0.metric != metric || st0.m != m) {
+            fprintf(stderr, "bench: %s holds another index (n=%zu dim=%zu M=%zu); remove it\n", index_file,
+                    st0.count, st0.dim, st0.m);
+            goto out;
+        }
+    } else {
+        if (ny_hnsw_new(&p, &h) != NY_OK) goto fail;
+        if (ny_hnsw_add_batch(h, NULL, 0, ds.base, ds.n, T) != NY_OK) goto fail;
+        if (index_file && ny_hnsw_save(h, index_file) != NY_OK) goto fail;
+    }
     double build_s = ny_now() - t0, build_cpu_s = process_cpu() - c0;
     ny_hnsw_stats st;
     ny_hnsw_get_stats(h, &st);
@@ -248,8 +278,9 @@ int cmd_bench(int argc, char **argv)
         train_s = ny_now() - tq;
         bpv_codes = st.count ? (double)ny_hnsw_quant_bytes(h) / (double)st.count : 0;
     }
-    size_t disk_bytes = 0;
+    size_t disk_bytes = 0, graph_disk_bytes = 0;
     if (on_disk && ny_hnsw_vectors_to_disk(h, on_disk, &disk_bytes) != NY_OK) goto fail;
+    if (graph_on_disk && ny_hnsw_graph_to_disk(h, on_disk, &graph_disk_bytes) != NY_OK) goto fail;
     /* The base vectors are not needed any more (recall uses the ground
      * truth): free them so that the RSS at the end is the index's. */
     free(ds.base);
@@ -266,6 +297,7 @@ int cmd_bench(int argc, char **argv)
         memset(r, 0, sizeof *r);
         r->ef = efs[e];
         for (size_t rep = 0; rep < repeat; rep++) {
+            if (cold && on_disk && ny_hnsw_disk_evict(h) != NY_OK) goto fail;
             double tp = ny_now(), cp = thread_cpu();
             for (size_t q = 0; q < ds.nq; q++) {
                 double tq = ny_now();
@@ -298,6 +330,7 @@ int cmd_bench(int argc, char **argv)
                     }
                 r->recall = (double)hits / (double)(ds.nq * k);
             }
+            if (cold && on_disk && ny_hnsw_disk_evict(h) != NY_OK) goto fail;
             tp = ny_now();
             if (use_q) {
                 qb.ef = efs[e];
@@ -311,12 +344,15 @@ int cmd_bench(int argc, char **argv)
             if (qpsn > r->qps_nt) r->qps_nt = qpsn;
         }
     }
-    size_t peak = ny_peak_rss(), rss_end = proc_status_bytes("VmRSS:"), anon_end = proc_status_bytes("RssAnon:");
+    size_t peak = ny_peak_rss(), rss_end = proc_status_bytes("VmRSS:"), anon_end = proc_status_bytes("RssAnon:"),
+           file_end = proc_status_bytes("RssFile:");
 
     printf("nearly bench  data=%s  n=%zu dim=%zu nq=%zu metric=%s (%s)  simd=%s\n", data, ds.n, ds.dim, ds.nq,
            ny_metric_name(metric), how, ny_simd_name(ny_simd_active()));
-    printf("M=%zu ef_construction=%zu threads=%d  build %.2f s (%.0f vectors/s; %.2f s CPU)\n", m, efc, T, build_s,
-           (double)ds.n / build_s, build_cpu_s);
+    if (loaded) printf("index loaded from %s in %.2f s\n", index_file, build_s);
+    else
+        printf("M=%zu ef_construction=%zu threads=%d  build %.2f s (%.0f vectors/s; %.2f s CPU)\n", m, efc, T, build_s,
+               (double)ds.n / build_s, build_cpu_s);
     printf("index memory per vector: %.1f B graph+metadata (excluding the vector), %.1f B vector rows\n",
            bpv_index, bpv_vec);
     if (use_q)
@@ -324,9 +360,10 @@ int cmd_bench(int argc, char **argv)
                rescore ? "rescoring oversampling x k candidates" : "no rescoring", bpv_codes, train_s);
     if (use_q && rescore) printf("oversampling %g\n", oversampling);
     if (on_disk) printf("vectors on disk: %.1f MiB moved to a memory-mapped file in %s\n", (double)disk_bytes / 1048576.0, on_disk);
-    printf("RSS at the end %.1f MiB, of which anonymous %.1f MiB (index + queries; base vectors freed after the build;\n"
-           "file pages of on-disk vectors count while mapped but the kernel can evict them)\n",
-           (double)rss_end / 1048576.0, (double)anon_end / 1048576.0);
+    if (graph_on_disk) printf("graph on disk: %.1f MiB of links moved to memory-mapped files in %s\n", (double)graph_disk_bytes / 1048576.0, on_disk);
+    printf("RSS at the end %.1f MiB: anonymous %.1f MiB, file-backed %.1f MiB (index + queries; base vectors freed\n"
+           "after the build; file pages of on-disk vectors/graph count while mapped but the kernel can evict them)\n",
+           (double)rss_end / 1048576.0, (double)anon_end / 1048576.0, (double)file_end / 1048576.0);
     printf("peak RSS %.1f MiB (%.1f MiB after loading the data files)\n\n", (double)peak / 1048576.0,
            (double)rss_loaded / 1048576.0);
     char rh[32], qh[32];
@@ -352,9 +389,11 @@ int cmd_bench(int argc, char **argv)
                 "\"build_cpu_s\": %.4f, \"peak_rss_bytes\": %zu, \"rss_after_load_bytes\": %zu, "
                 "\"bytes_per_vector_index\": %.1f, \"bytes_per_vector_vectors\": %.1f, \"simd\": \"%s\", "
                 "\"quant\": \"%s\", \"rescore\": %d, \"oversampling\": %g, \"bytes_per_vector_codes\": %.1f, "
-                "\"on_disk\": %d, \"rss_end_bytes\": %zu, \"rss_anon_end_bytes\": %zu,\n \"results\": [",
+                "\"on_disk\": %d, \"graph_on_disk\": %d, \"disk_bytes\": %zu, \"rss_end_bytes\": %zu, "
+                "\"rss_anon_end_bytes\": %zu, \"rss_file_end_bytes\": %zu, \"loaded\": %d, \"cold\": %d,\n \"results\": [",
                 ds.n, ds.dim, ds.nq, k, ny_metric_name(metric), m, efc, T, build_s, build_cpu_s, peak, rss_loaded, bpv_index,
-                bpv_vec, ny_simd_name(ny_simd_active()), quant, rescore, use_q ? oversampling : 0, bpv_codes, on_disk != NULL, rss_end, anon_end);
+                bpv_vec, ny_simd_name(ny_simd_active()), quant, rescore, use_q ? oversampling : 0, bpv_codes, on_disk != NULL, graph_on_disk,
+                disk_bytes + graph_disk_bytes, rss_end, anon_end, file_end, loaded, cold);
         for (size_t e = 0; e < nef; e++)
             fprintf(f,
                     "%s\n  {\"ef\": %zu, \"recall\": %.5f, \"qps_1t\": %.1f, \"qps_nt\": %.1f, \"p50_us\": %.2f, "

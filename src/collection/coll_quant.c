@@ -3,6 +3,7 @@
  */
 #include "collection/coll_quant.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,10 +42,15 @@ int ny_coll_quant_sync(ny_collection *c)
 
 int ny_coll_vectors_sync(ny_collection *c)
 {
-    json_t *od = json_object_get(
-        json_object_get(json_object_get(json_object_get(c->cfg.root, "config"), "params"), "vectors"), "on_disk");
-    if (!json_is_true(od)) return NY_OK;
-    return ny_hnsw_vectors_to_disk(c->index, c->dir, NULL);
+    pthread_mutex_lock(&c->cfg_mu);
+    json_t *conf = json_object_get(c->cfg.root, "config");
+    int vec = json_is_true(json_object_get(json_object_get(json_object_get(conf, "params"), "vectors"), "on_disk"));
+    int graph = json_is_true(json_object_get(json_object_get(conf, "hnsw_config"), "on_disk"));
+    pthread_mutex_unlock(&c->cfg_mu);
+    int rc = NY_OK;
+    if (vec) rc = ny_hnsw_vectors_to_disk(c->index, c->dir, NULL);
+    if (rc == NY_OK && graph) rc = ny_hnsw_graph_to_disk(c->index, c->dir, NULL);
+    return rc;
 }
 
 int ny_coll_quant_search(ny_collection *c, const ny_search_params *p, const float *q, size_t k,

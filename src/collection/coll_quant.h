@@ -12,10 +12,13 @@
  * load restored it).  Caller holds cfg_mu or owns the collection. */
 int ny_coll_quant_sync(ny_collection *c);
 
-/* vectors.on_disk: moves the indexed vectors' float rows into a
- * memory-mapped file in the collection directory (ny_hnsw_vectors_to_disk).
- * Called after a load and after each checkpoint; nothing when on_disk is
- * false. */
+/* vectors.on_disk / hnsw_config.on_disk: moves the indexed vectors' float
+ * rows / the graph's link lists into memory-mapped files in the collection
+ * directory (ny_hnsw_vectors_to_disk, ny_hnsw_graph_to_disk; only what was
+ * added since the last call is written).  Called after a load, after each
+ * checkpoint and after a config update; nothing when both are false.
+ * Takes cfg_mu: the caller must not hold it.  Setting a flag back to false
+ * takes effect when the collection is next opened. */
 int ny_coll_vectors_sync(ny_collection *c);
 
 /* The vector search used by collections: on codes with rescoring when the

@@ -415,6 +415,10 @@ int ny_coll_pending_drain(ny_collection *c, size_t max)
     pthread_rwlock_unlock(&c->rw);
     int rc = (vids && buf) ? NY_OK : ny_error(NY_ENOMEM, "out of memory (indexing)");
     if (rc == NY_OK && m) rc = ny_hnsw_add_batch(c->index, vids, 0, buf, m, index_threads(m));
+    /* quantization_config set on a small collection: train once it has
+     * enough vectors, here rather than in the first search. */
+    if (rc == NY_OK && m && ny_hnsw_quant_train_if_due(c->index) < 0)
+        fprintf(stderr, "nearly: collection %s: quantizer training failed: %s (retried later)\n", c->name, ny_errmsg());
     if (vids && buf) {
         pthread_rwlock_wrlock(&c->rw);
         for (size_t j = 0; j < m; j++) {
@@ -1675,6 +1679,11 @@ int ny_collection_update_config(ny_collection *c, const char *patch_json)
     }
     json_decref(backup);
     pthread_mutex_unlock(&c->cfg_mu);
+    /* on_disk switched on: move what the index holds now (later additions
+     * follow at each checkpoint).  The config is saved either way; a
+     * failure leaves the data in RAM and is retried at the next checkpoint. */
+    if (rc == NY_OK && ny_coll_vectors_sync(c) != NY_OK)
+        fprintf(stderr, "nearly: collection %s: vectors/graph stay in RAM for now: %s\n", c->name, ny_errmsg());
     return rc;
 }
 

@@ -337,9 +337,10 @@ static int do_checkpoint(ny_collection *c)
         c->ckpt_lsn = L;
         c->ckpt_time = ny_now();
         atomic_store(&c->vecs_since_ckpt, 0);
-        /* vectors.on_disk: rows indexed since the last time go to the mapped file. */
+        /* vectors.on_disk / hnsw_config.on_disk: rows and links indexed since
+         * the last time go to the mapped files. */
         if (ny_coll_vectors_sync(c) != NY_OK)
-            fprintf(stderr, "nearly: collection %s: vectors stay in RAM: %s\n", c->name, ny_errmsg());
+            fprintf(stderr, "nearly: collection %s: vectors/graph stay in RAM: %s\n", c->name, ny_errmsg());
     } else {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", ny_errmsg());

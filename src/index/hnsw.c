@@ -164,6 +164,8 @@ struct ny_hnsw {
 
     /* Quantized codes (src/index/hnsw_quant.c); NULL when not configured. */
     struct ny_hnsw_qstate *_Atomic qstate;
+    /* Regions moved to memory-mapped files (src/index/hnsw_disk.c; excl lock). */
+    struct ny_hnsw_disk *disk;
 
     _Alignas(64) _Atomic uint64_t rd_epoch;
     _Alignas(64) _Atomic long rd_cnt0;
@@ -956,6 +958,7 @@ void ny_hnsw_free(ny_hnsw *h)
     vreg_free(&h->r_upper);
     vreg_free(&h->r_i2e);
     vreg_free(&h->r_e2i);
+    ny_hnsw_disk_free(h->disk);
     free(h->freel);
     pthread_mutex_destroy(&h->grow_mu);
     pthread_mutex_destroy(&h->ep_mu);
@@ -2112,3 +2115,6 @@ struct ny_hnsw_qstate *ny_hnsw_qstate_get(const ny_hnsw *h)
     return atomic_load_explicit(&((ny_hnsw *)h)->qstate, memory_order_acquire);
 }
 void ny_hnsw_qstate_set(ny_hnsw *h, struct ny_hnsw_qstate *q) { atomic_store_explicit(&h->qstate, q, memory_order_release); }
+struct ny_hnsw_disk *ny_hnsw_disk_get(const ny_hnsw *h) { return h->disk; }
+void ny_hnsw_disk_set(ny_hnsw *h, struct ny_hnsw_disk *d) { h->disk = d; }
+size_t ny_hnsw_upper_words(const ny_hnsw *h) { return h->upper_used; }

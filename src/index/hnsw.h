@@ -72,4 +72,14 @@ void ny_hnsw_q_free(struct ny_hnsw_qstate *q);
 int ny_hnsw_q_save(const ny_hnsw *h, const char *path);
 int ny_hnsw_q_load(ny_hnsw *h, const char *path);
 
+/* Regions moved to memory-mapped files (hnsw_disk.c).  get/set and
+ * upper_words need the excl lock (or no concurrent inserts); disk_free is
+ * called by ny_hnsw_free after the regions are unmapped. */
+struct ny_hnsw_disk;
+struct ny_hnsw_disk *ny_hnsw_disk_get(const ny_hnsw *h);
+void ny_hnsw_disk_set(ny_hnsw *h, struct ny_hnsw_disk *d);
+void ny_hnsw_disk_free(struct ny_hnsw_disk *d);
+/* uint32 words of the upper-level arena in use. */
+size_t ny_hnsw_upper_words(const ny_hnsw *h);
+
 #endif

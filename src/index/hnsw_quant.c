@@ -178,6 +178,25 @@ static int enough_to_train(const ny_hnsw *h)
 
 /* ===== Public configuration API ======================================== */
 
+int ny_hnsw_quant_train_if_due(ny_hnsw *h)
+{
+    if (!h) return ny_error(NY_EINVAL, "hnsw_quant_train_if_due: NULL index");
+    int slot = ny_hnsw_read_enter(h);
+    struct ny_hnsw_qstate *qs = ny_hnsw_qstate_get(h);
+    int due = qs && !atomic_load(&qs->t);
+    ny_hnsw_read_exit(h, slot);
+    if (!due || !enough_to_train(h)) return 0;
+    ny_hnsw_excl_lock(h);
+    struct ny_hnsw_qstate *q2 = ny_hnsw_qstate_get(h);
+    int rc = 0;
+    if (q2 && !atomic_load(&q2->t)) {
+        rc = train_locked(h, q2, 0);
+        if (rc == NY_OK) rc = 1;
+    }
+    ny_hnsw_excl_unlock(h);
+    return rc;
+}
+
 static int is_null_json(const char *s)
 {
     if (!s) return 1;
@@ -791,5 +810,60 @@ int ny_hnsw_q_load(ny_hnsw *h, const char *path)
         return rc;
     }
     ny_hnsw_qstate_set(h, qs);
+    return NY_OK;
+}
+
+/* ===== Batches ========================================================= */
+
+typedef struct qbatch_ctx {
+    const ny_hnsw *h;
+    const float *q;
+    size_t dim, k, ef;
+    const ny_filter *f;
+    int rescore;
+    float os;
+    uint32_t *ids;
+    float *dists;
+    _Atomic int rc;
+    _Atomic int err_set;
+    char msg[256];
+} qbatch_ctx;
+
+static void qbatch_task(void *ctx, size_t i, int worker)
+{
+    (void)worker;
+    qbatch_ctx *b = ctx;
+    uint32_t *ids = b->ids + i * b->k;
+    float *d = b->dists ? b->dists + i * b->k : NULL;
+    int n = ny_hnsw_search_quant(b->h, b->q + i * b->dim, b->k, b->ef, b->f, b->rescore, b->os, ids, d);
+    if (n < 0) {
+        int zero = 0;
+        if (atomic_compare_exchange_strong(&b->err_set, &zero, 1)) {
+            snprintf(b->msg, sizeof b->msg, "query %zu: %s", i, ny_errmsg());
+            atomic_store(&b->rc, n);
+        }
+        n = 0;
+    }
+    for (size_t j = (size_t)n; j < b->k; j++) {
+        ids[j] = UINT32_MAX;
+        if (d) d[j] = INFINITY;
+    }
+}
+
+int ny_hnsw_search_quant_batch(const ny_hnsw *h, const float *queries, size_t nq, size_t k, size_t ef,
+                               const ny_filter *filter, int rescore, float oversampling, int threads, uint32_t *ids,
+                               float *dists)
+{
+    if (!h || (nq && k && (!queries || !ids))) return ny_error(NY_EINVAL, "hnsw_search_quant_batch: NULL argument");
+    if (!nq || !k) return NY_OK;
+    ny_hnsw_view v;
+    ny_hnsw_get_view(h, &v);
+    qbatch_ctx b = {.h = h, .q = queries, .dim = v.dim, .k = k, .ef = ef, .f = filter, .rescore = rescore,
+                    .os = oversampling, .ids = ids, .dists = dists};
+    atomic_init(&b.rc, 0);
+    atomic_init(&b.err_set, 0);
+    ny_parallel_for(nq, 4, threads, qbatch_task, &b);
+    int rc = atomic_load(&b.rc);
+    if (rc) return ny_error(rc, "hnsw_search_quant_batch: %s", b.msg);
     return NY_OK;
 }

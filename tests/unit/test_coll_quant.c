@@ -80,6 +80,34 @@ static int wait_green(ny_collection *c)
     return 0;
 }
 
+/* Shared writable mappings of files under dir (one per moved region). */
+static size_t shared_maps(const char *dir)
+{
+    FILE *maps = fopen("/proc/self/maps", "r");
+    char line[1024];
+    size_t n = 0;
+    while (maps && fgets(line, sizeof line, maps))
+        if (strstr(line, dir) && strstr(line, "rw-s")) n++;
+    if (maps) fclose(maps);
+    return n;
+}
+
+/* Whether a search for v returns id first. */
+static int nearest_is(ny_collection *c, const float *v, uint64_t id)
+{
+    ny_search_params sp;
+    memset(&sp, 0, sizeof sp);
+    sp.vector = v;
+    sp.limit = 1;
+    sp.hnsw_ef = 64;
+    sp.quant_rescore = -1;
+    ny_records r;
+    if (ny_collection_search(c, &sp, &r) != NY_OK) return 0;
+    int ok = r.n == 1 && r.items[0].id.num == id;
+    ny_records_free(&r);
+    return ok;
+}
+
 static int has_file_suffix(const char *dir, const char *suffix)
 {
     DIR *d = opendir(dir);
@@ -197,13 +225,13 @@ TEST(collection_vectors_on_disk)
     printf("  on_disk: int8+rescore %.4f before, %.4f after the checkpoint; float %.4f\n", r0, r1, rf);
     CHECK(r0 >= 0.95 && fabs(r0 - r1) < 1e-9);
     /* The rows are now a shared file mapping under the collection's directory. */
-    FILE *maps = fopen("/proc/self/maps", "r");
-    char line[1024];
-    int mapped = 0;
-    while (maps && fgets(line, sizeof line, maps))
-        if (strstr(line, sub) && strstr(line, "rw-s")) mapped = 1;
-    if (maps) fclose(maps);
-    CHECKF(mapped, "no shared mapping of a file under %s", sub);
+    size_t mapped = shared_maps(sub);
+    CHECKF(mapped == 1, "%zu shared mappings of files under %s (want the vector file)", mapped, sub);
+    /* hnsw_config.on_disk switched on by an update: the graph's link lists
+     * (level 0 and upper levels) join the vectors at once. */
+    CHECK_RC(ny_collection_update_config(c, "{\"hnsw_config\": {\"on_disk\": true}}"), NY_OK);
+    CHECKF(shared_maps(sub) >= 2, "%zu shared mappings after hnsw_config.on_disk", shared_maps(sub));
+    CHECK(fabs(coll_recall(c, base, n, qs, nq, 0, -1, 2.0f) - r1) < 1e-9);
     /* Vectors read back exactly from the mapped rows. */
     ny_point_id id = {.num = 123};
     ny_read_opts ro = {.with_vector = 1};
@@ -214,6 +242,7 @@ TEST(collection_vectors_on_disk)
     char *info = NULL;
     CHECK_RC(ny_collection_info_json(c, &info), NY_OK);
     CHECK(info && strstr(info, "\"on_disk\":true"));
+    CHECK(info && strstr(info, "\"hnsw_config\":{") && strstr(strstr(info, "\"hnsw_config\":{"), "\"on_disk\":true"));
     ny_free(info);
     ny_collection_release(c);
     ny_db_close(db);
@@ -223,6 +252,20 @@ TEST(collection_vectors_on_disk)
     REQUIRE(c);
     double r2 = coll_recall(c, base, n, qs, nq, 0, -1, 2.0f);
     CHECK(fabs(r2 - r1) < 1e-9);
+    CHECKF(shared_maps(sub) >= 2, "%zu shared mappings after reopening", shared_maps(sub));
+    /* Writes after the move: new points are found, deleted ones are gone. */
+    ny_point_id del = {.num = 7};
+    ny_selector sel = {.ids = &del, .n_ids = 1};
+    CHECK_RC(ny_collection_delete(c, &sel, 1, NULL), NY_OK);
+    float *nv = malloc(DIM * sizeof(float));
+    for (size_t j = 0; j < DIM; j++) nv[j] = base[50 * DIM + j] + 0.001f;
+    ny_point np = {.id = {.num = 1000000}, .vector = nv};
+    CHECK_RC(ny_collection_upsert(c, &np, 1, 1), NY_OK);
+    CHECK(wait_green(c));
+    CHECK_RC(ny_collection_checkpoint(c), NY_OK);
+    CHECK(nearest_is(c, nv, 1000000));
+    CHECK(!nearest_is(c, base + 7 * DIM, 7));
+    free(nv);
     ny_collection_release(c);
     ny_db_close(db);
     free(base);

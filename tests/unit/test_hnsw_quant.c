@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "hnsw_util.h"
@@ -194,6 +195,7 @@ TEST(lazy_training_and_inserts_after_training)
     /* The first quantized search trains. */
     CHECK(ny_hnsw_search_quant(h, base + 9 * dim, 1, 32, NULL, 1, 2, id, NULL) == 1 && id[0] == 9);
     CHECK(ny_hnsw_quant_ready(h) == 1);
+    CHECK(ny_hnsw_quant_train_if_due(h) == 0); /* trained already */
     /* Inserts after training are encoded: each finds itself without rescoring. */
     for (size_t i = n; i < n + 200; i++) CHECK_RC(ny_hnsw_add(h, (uint32_t)i, base + i * dim), NY_OK);
     size_t self = 0;
@@ -211,6 +213,16 @@ TEST(lazy_training_and_inserts_after_training)
     CHECK_RC(ny_hnsw_get_quantization(h, &js), NY_OK);
     CHECK(js == NULL);
     CHECK(ny_hnsw_search_quant(h, base + 3 * dim, 1, 32, NULL, 1, 2, id, NULL) == 1 && id[0] == 3);
+    CHECK(ny_hnsw_quant_train_if_due(h) == 0); /* nothing configured */
+    ny_hnsw_free(h);
+    /* train_if_due: nothing below the minimum, trains once it is reached. */
+    REQUIRE(ny_hnsw_new(&p, &h) == NY_OK);
+    CHECK_RC(ny_hnsw_add_batch(h, NULL, 0, base, NY_HNSW_QUANT_MIN_TRAIN - 1, 1), NY_OK);
+    CHECK_RC(ny_hnsw_set_quantization(h, SQ8_JSON), NY_OK);
+    CHECK(ny_hnsw_quant_train_if_due(h) == 0 && !ny_hnsw_quant_ready(h));
+    CHECK_RC(ny_hnsw_add(h, NY_HNSW_QUANT_MIN_TRAIN - 1, base + (NY_HNSW_QUANT_MIN_TRAIN - 1) * dim), NY_OK);
+    CHECK(ny_hnsw_quant_train_if_due(h) == 1 && ny_hnsw_quant_ready(h));
+    CHECK(ny_hnsw_quant_train_if_due(NULL) == NY_EINVAL);
     ny_hnsw_free(h);
     free(base);
 }
@@ -375,6 +387,150 @@ TEST(vectors_on_disk)
     ny_hnsw_free(g);
     free(row);
     ny_hnsw_free(h);
+    free(base);
+    free(qs);
+}
+
+static long rss_kb(const char *key)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, key, strlen(key))) kb = atol(line + strlen(key));
+    fclose(f);
+    return kb;
+}
+
+/* Whether /proc/self/maps shows a shared writable mapping of a file under dir. */
+static int mapped_under(const char *dir)
+{
+    FILE *maps = fopen("/proc/self/maps", "r");
+    char line[1024];
+    int found = 0;
+    while (maps && fgets(line, sizeof line, maps))
+        if (strstr(line, dir) && strstr(line, "rw-s")) found = 1;
+    if (maps) fclose(maps);
+    return found;
+}
+
+TEST(graph_on_disk)
+{
+    size_t n = t_n(8000, 3000), dim = 32, k = 10, nq = 30, extra = 300;
+    float *base = gen_clustered(n + extra, dim, 20, 41), *qs = gen_clustered2(nq, dim, 20, 41, 5);
+    ny_hnsw *h = build(NY_L2, dim, base, n, 64);
+    REQUIRE(h);
+    CHECK_RC(ny_hnsw_set_quantization(h, SQ8_JSON), NY_OK);
+    uint32_t (*bq)[10] = calloc(nq, sizeof *bq), (*aq)[10] = calloc(nq, sizeof *aq);
+    uint32_t (*bf)[10] = calloc(nq, sizeof *bf), (*af)[10] = calloc(nq, sizeof *af);
+    float (*bd)[10] = calloc(nq, sizeof *bd), (*ad)[10] = calloc(nq, sizeof *ad);
+    for (size_t i = 0; i < nq; i++) {
+        CHECK(ny_hnsw_search_quant(h, qs + i * dim, k, 48, NULL, 1, 2, bq[i], NULL) == (int)k);
+        CHECK(ny_hnsw_search(h, qs + i * dim, k, 48, NULL, bf[i], bd[i]) == (int)k);
+    }
+    double r0 = recall(h, NY_L2, dim, base, n, qs, nq, k, 48, 1, 2);
+    ny_hnsw_stats st;
+    ny_hnsw_get_stats(h, &st);
+    long a0 = rss_anon_kb();
+    size_t moved = 0, dv = 1, dg = 1;
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/g", t_tmpdir());
+    REQUIRE(mkdir(dir, 0700) == 0);
+    CHECK(!mapped_under(dir));
+    CHECK_RC(ny_hnsw_graph_to_disk(h, dir, &moved), NY_OK);
+    long a1 = rss_anon_kb();
+    printf("  moved %zu KiB of links to disk (graph %zu KiB in RAM before); RssAnon %ld -> %ld KiB\n", moved / 1024,
+           st.bytes_graph / 1024, a0, a1);
+    /* Level-0 lists: (1 + 2M) words per node, whole pages only. */
+    size_t l0 = n * (1 + 2 * 16) * 4;
+    CHECKF(moved + 8192 > l0 && moved <= st.bytes_graph, "moved %zu, level-0 lists %zu", moved, l0);
+    CHECK(mapped_under(dir));
+    ny_hnsw_disk_usage(h, &dv, &dg);
+    CHECK(dv == 0 && dg == moved);
+    if (a0 > 0 && a1 > 0) CHECKF(a0 - a1 >= (long)(moved / 1024 / 2), "RssAnon fell by %ld KiB only", a0 - a1);
+    /* Same answers, same distances, valid structure. */
+    for (size_t i = 0; i < nq; i++) {
+        CHECK(ny_hnsw_search_quant(h, qs + i * dim, k, 48, NULL, 1, 2, aq[i], NULL) == (int)k);
+        CHECK(ny_hnsw_search(h, qs + i * dim, k, 48, NULL, af[i], ad[i]) == (int)k);
+    }
+    CHECK(!memcmp(bq, aq, nq * sizeof *bq));
+    CHECK(!memcmp(bf, af, nq * sizeof *bf) && !memcmp(bd, ad, nq * sizeof *bd));
+    CHECK_RC(ny_hnsw_validate(h), NY_OK);
+    /* Pages dropped as under memory pressure: read back on demand, same answers. */
+    long f0 = rss_kb("RssFile:");
+    CHECK_RC(ny_hnsw_disk_evict(h), NY_OK);
+    long f1 = rss_kb("RssFile:");
+    printf("  evicted: RssFile %ld -> %ld KiB\n", f0, f1);
+    if (f0 > 0 && f1 >= 0) CHECKF(f0 - f1 >= (long)(moved / 1024 / 2), "RssFile fell by %ld KiB only", f0 - f1);
+    for (size_t i = 0; i < nq; i++) {
+        CHECK(ny_hnsw_search_quant(h, qs + i * dim, k, 48, NULL, 1, 2, aq[i], NULL) == (int)k);
+        CHECK(ny_hnsw_search(h, qs + i * dim, k, 48, NULL, af[i], ad[i]) == (int)k);
+    }
+    CHECK(!memcmp(bq, aq, nq * sizeof *bq));
+    CHECK(!memcmp(bf, af, nq * sizeof *bf) && !memcmp(bd, ad, nq * sizeof *bd));
+    /* Inserts (new lists in RAM, links into moved lists in the mapping),
+     * deletes and vacuum keep working; the result stays correct. */
+    for (size_t i = n; i < n + extra; i++) CHECK_RC(ny_hnsw_add(h, (uint32_t)i, base + i * dim), NY_OK);
+    for (uint32_t i = 0; i < n; i += 7) CHECK_RC(ny_hnsw_delete(h, i), NY_OK);
+    CHECK_RC(ny_hnsw_validate(h), NY_OK);
+    size_t self = 0, leaks = 0;
+    for (size_t i = n; i < n + extra; i++) {
+        uint32_t id[10];
+        int ng = ny_hnsw_search_quant(h, base + i * dim, k, 48, NULL, 1, 2, id, NULL);
+        for (int j = 0; j < ng; j++) {
+            self += id[j] == i;
+            leaks += id[j] < n && id[j] % 7 == 0;
+        }
+    }
+    CHECKF(self >= extra * 98 / 100, "%zu of %zu inserted vectors found themselves", self, extra);
+    CHECK(leaks == 0);
+    /* Appending: the second call moves the lists added since. */
+    size_t moved2 = 0;
+    CHECK_RC(ny_hnsw_graph_to_disk(h, dir, &moved2), NY_OK);
+    CHECKF(moved2 >= moved + extra * (1 + 2 * 16) * 4 - 8192, "second call: %zu bytes after %zu", moved2, moved);
+    CHECK_RC(ny_hnsw_vectors_to_disk(h, dir, &moved), NY_OK);
+    ny_hnsw_disk_usage(h, &dv, &dg);
+    CHECK(dv == moved && dg == moved2 && dv > n * dim * 4 - 8192);
+    CHECK_RC(ny_hnsw_vacuum(h), NY_OK);
+    CHECK_RC(ny_hnsw_validate(h), NY_OK);
+    /* Recall against brute force over the live points, unchanged in level. */
+    unsigned char *ok = malloc(n + extra);
+    for (size_t i = 0; i < n + extra; i++) ok[i] = i >= n || i % 7;
+    size_t hits = 0, tot = 0;
+    for (size_t i = 0; i < nq; i++) {
+        uint32_t tid[10], got[10];
+        double td[10];
+        size_t nt = brute_force(NY_L2, dim, base, NULL, n + extra, ok, qs + i * dim, k, tid, td);
+        int ng = ny_hnsw_search_quant(h, qs + i * dim, k, 48, NULL, 1, 2, got, NULL);
+        REQUIRE(ng >= 0);
+        hits += count_hits(NY_L2, dim, base, qs + i * dim, got, (size_t)ng, td, nt);
+        tot += nt;
+    }
+    double r1 = (double)hits / (double)tot;
+    printf("  int8+rescore recall %.4f before the move, %.4f after inserts, deletes and vacuum on disk\n", r0, r1);
+    CHECKF(r1 >= 0.95 && r1 >= r0 - 0.03, "recall %.4f (before %.4f)", r1, r0);
+    /* Save and load: the loaded (in-RAM) index answers as this one. */
+    char path[600];
+    snprintf(path, sizeof path, "%s/g.hnsw", dir);
+    CHECK_RC(ny_hnsw_save(h, path), NY_OK);
+    ny_hnsw *g = NULL;
+    CHECK_RC(ny_hnsw_load(path, &g), NY_OK);
+    REQUIRE(g);
+    CHECK_RC(ny_hnsw_validate(g), NY_OK);
+    for (size_t i = 0; i < nq; i++) {
+        CHECK(ny_hnsw_search(h, qs + i * dim, k, 48, NULL, af[i], ad[i]) == (int)k);
+        CHECK(ny_hnsw_search(g, qs + i * dim, k, 48, NULL, bf[i], bd[i]) == (int)k);
+    }
+    CHECK(!memcmp(bf, af, nq * sizeof *bf) && !memcmp(bd, ad, nq * sizeof *bd));
+    CHECK_RC(ny_hnsw_graph_to_disk(NULL, dir, NULL), NY_EINVAL);
+    CHECK_RC(ny_hnsw_graph_to_disk(g, NULL, NULL), NY_EINVAL);
+    CHECK(ny_hnsw_graph_to_disk(g, "/nonexistent/dir", &moved) != NY_OK && moved == 0);
+    CHECK_RC(ny_hnsw_validate(g), NY_OK);
+    ny_hnsw_free(g);
+    ny_hnsw_free(h);
+    free(ok);
+    free(bq), free(aq), free(bf), free(af), free(bd), free(ad);
     free(base);
     free(qs);
 }
