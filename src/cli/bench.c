@@ -223,7 +223,11 @@ int cmd_bench(int argc, char **argv)
     }
 
     dataset ds;
-    if (dataset_load("bench", data, limit, 1, &ds) != 0) return 1;
+    /* With a saved index only the queries and the ground truth are needed:
+     * base.fvecs is not read (so that the process can run with less memory
+     * than the vectors take, see --on-disk). */
+    int loaded = index_file && access(index_file, F_OK) == 0;
+    if (dataset_load_ex("bench", data, limit, 1, loaded, &ds) != 0) return 1;
     if (ds.gt_k < k) {
         fprintf(stderr, "bench: groundtruth.ivecs has %zu neighbours per query, fewer than --k %zu\n", ds.gt_k, k);
         dataset_free(&ds);
@@ -247,9 +251,11 @@ int cmd_bench(int argc, char **argv)
     p.ef_construction = efc;
     p.capacity = ds.n;
     double t0 = ny_now(), c0 = process_cpu();
-    int loaded = index_file && access(index_file, F_OK) == 0;
     if (loaded) {
-        if (ny_hnsw_load(index_file, &h) != NY_OK) goto fail;
+        /* With --on-disk the vectors (and with --graph-on-disk the graph)
+         * go to the mapped files chunk by chunk while the file is read. */
+        ny_hnsw_load_opts lo = {.disk_dir = on_disk, .vectors_on_disk = on_disk != NULL, .graph_on_disk = graph_on_disk};
+        if (ny_hnsw_load_ex(index_file, &lo, &h) != NY_OK) goto fail;
         ny_hnsw_stats st0;
         ny_hnsw_get_stats(h, &st0);
         if (st0.dim != ds.dim || st0.count != ds.n || st0.metric != metric || st0.m != m) {
