@@ -222,7 +222,7 @@ int ny_hnsw_load(const char *path, ny_hnsw **out);
 /* Configures quantization from Qdrant's quantization_config JSON
  * ({"scalar": {"type": "int8", "quantile": 0.99, "always_ram": true}} or
  * {"binary": {...}}); NULL or "null" removes it.  Trains on the index's
- * vectors (a sample of at most 100,000) and encodes them all when it holds
+ * vectors (a sample of at most 100,000 and at most 32 MiB of floats) and encodes them all when it holds
  * at least NY_HNSW_QUANT_MIN_TRAIN live vectors; otherwise training happens
  * at ny_hnsw_quant_train_if_due, or at the first quantized search, once
  * there are enough (before that such searches use the float vectors).  Inserts are encoded as they are added.
