@@ -154,6 +154,15 @@ int ny_hnsw_disk_move(ny_hnsw *h, const char *dir, int region, size_t bytes)
     return rc;
 }
 
+void ny_hnsw_disk_vec_advise(ny_hnsw *h, int sequential)
+{
+    struct ny_hnsw_disk *d = ny_hnsw_disk_get(h);
+    if (!d || d->vec.fd < 0 || !d->vec.mapped) return;
+    ny_hnsw_view v;
+    ny_hnsw_get_view(h, &v);
+    madvise((void *)v.vecs, d->vec.mapped, sequential ? MADV_SEQUENTIAL : MADV_RANDOM);
+}
+
 int ny_hnsw_vectors_to_disk(ny_hnsw *h, const char *dir, size_t *bytes_out)
 {
     if (bytes_out) *bytes_out = 0;

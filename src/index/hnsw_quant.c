@@ -131,7 +131,10 @@ static int make_trained(ny_hnsw *h, ny_quant *q, qtrained **out)
     t->codes = p;
     t->serial = atomic_fetch_add(&g_serial, 1);
     enc_ctx e = {.v = &v, .t = t};
+    /* Rows on disk are read in order here: let the kernel read ahead. */
+    ny_hnsw_disk_vec_advise(h, 1);
     ny_parallel_for(ny_hnsw_node_count(h), 1024, 0, enc_task, &e);
+    ny_hnsw_disk_vec_advise(h, 0);
     *out = t;
     return NY_OK;
 }
