@@ -290,7 +290,7 @@ int ny_hnsw_disk_evict(ny_hnsw *h);
  * ny_hnsw_vectors_to_disk / ny_hnsw_graph_to_disk, which may still be
  * called later for rows added afterwards): the anonymous memory the load
  * needs is then one chunk plus the sections kept in RAM (levels, flags,
- * ids: 10 bytes per node) and the quantization codes.  Checksums and
+ * offsets, id maps: about 14 bytes per node) and the quantization codes.  Checksums and
  * validation as ny_hnsw_load; opts NULL is ny_hnsw_load. */
 typedef struct ny_hnsw_load_opts {
     const char *disk_dir; /* directory for the files; required if either flag is set */

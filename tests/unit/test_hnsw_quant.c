@@ -628,6 +628,20 @@ TEST(chunked_load_to_disk)
     CHECK_RC(ny_hnsw_load_ex(bad, &lo, &g1), NY_ECORRUPT);
     CHECK(g1 == NULL && strstr(ny_errmsg(), "checksum"));
     CHECK_RC(ny_hnsw_load(bad, &g1), NY_ECORRUPT);
+    /* An empty index loads to disk too (empty sections). */
+    ny_hnsw_params ep;
+    ny_hnsw_params_init(&ep, dim, NY_L2);
+    ny_hnsw *e = NULL;
+    REQUIRE(ny_hnsw_new(&ep, &e) == NY_OK);
+    CHECK_RC(ny_hnsw_save(e, bad), NY_OK);
+    ny_hnsw_free(e);
+    e = NULL;
+    CHECK_RC(ny_hnsw_load_ex(bad, &lo, &e), NY_OK);
+    REQUIRE(e);
+    CHECK_RC(ny_hnsw_add(e, 5, base), NY_OK);
+    uint32_t one = 0;
+    CHECK(ny_hnsw_search(e, base, 1, 16, NULL, &one, NULL) == 1 && one == 5);
+    ny_hnsw_free(e);
     ny_hnsw_free(h);
     free(extra);
     free(base);
