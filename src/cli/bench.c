@@ -124,7 +124,10 @@ static void bench_usage(FILE *f)
             "--graph-on-disk the graph's links go there too (hnsw_config.on_disk);\n"
             "--cold drops those pages from memory before each timed pass.\n"
             "--index FILE loads the index from FILE if it exists (build time is then\n"
-            "the load time), else builds it and saves it there.\n");
+            "the load time; base.fvecs is not read), else builds it and saves it\n"
+            "there.  With --on-disk the load moves vectors (and graph) to DIR chunk\n"
+            "by chunk, so it runs in less memory than the index takes\n"
+            "(bench/memlimit_run.sh runs it under a cgroup memory limit).\n");
 }
 
 int cmd_bench(int argc, char **argv)
