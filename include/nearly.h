@@ -222,7 +222,7 @@ int ny_hnsw_load(const char *path, ny_hnsw **out);
 /* Configures quantization from Qdrant's quantization_config JSON
  * ({"scalar": {"type": "int8", "quantile": 0.99, "always_ram": true}} or
  * {"binary": {...}}); NULL or "null" removes it.  Trains on the index's
- * vectors (a sample of at most 100,000) and encodes them all when it holds
+ * vectors (a sample of at most 100,000 and at most 32 MiB of floats) and encodes them all when it holds
  * at least NY_HNSW_QUANT_MIN_TRAIN live vectors; otherwise training happens
  * at ny_hnsw_quant_train_if_due, or at the first quantized search, once
  * there are enough (before that such searches use the float vectors).  Inserts are encoded as they are added.
@@ -281,6 +281,24 @@ void ny_hnsw_disk_usage(const ny_hnsw *h, size_t *vectors, size_t *graph);
  * searches read them back from disk on demand.  For tests and cold-cache
  * benchmarks; no effect on what searches return. */
 int ny_hnsw_disk_evict(ny_hnsw *h);
+
+/* Loading straight to disk: ny_hnsw_load reads the whole file into RAM
+ * first, so a process whose memory limit is below the index size cannot
+ * load it.  ny_hnsw_load_ex with disk_dir set and vectors_on_disk and/or
+ * graph_on_disk reads those sections in chunks of chunk_bytes (0: 32 MiB)
+ * and moves each chunk to the unnamed files at once (as
+ * ny_hnsw_vectors_to_disk / ny_hnsw_graph_to_disk, which may still be
+ * called later for rows added afterwards): the anonymous memory the load
+ * needs is then one chunk plus the sections kept in RAM (levels, flags,
+ * offsets, id maps: about 14 bytes per node) and the quantization codes.  Checksums and
+ * validation as ny_hnsw_load; opts NULL is ny_hnsw_load. */
+typedef struct ny_hnsw_load_opts {
+    const char *disk_dir; /* directory for the files; required if either flag is set */
+    int vectors_on_disk;
+    int graph_on_disk;
+    size_t chunk_bytes;
+} ny_hnsw_load_opts;
+int ny_hnsw_load_ex(const char *path, const ny_hnsw_load_opts *opts, ny_hnsw **out);
 
 /* ===== Collections: points, payloads, durability ======================== *
  *

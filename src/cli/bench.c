@@ -124,7 +124,10 @@ static void bench_usage(FILE *f)
             "--graph-on-disk the graph's links go there too (hnsw_config.on_disk);\n"
             "--cold drops those pages from memory before each timed pass.\n"
             "--index FILE loads the index from FILE if it exists (build time is then\n"
-            "the load time), else builds it and saves it there.\n");
+            "the load time; base.fvecs is not read), else builds it and saves it\n"
+            "there.  With --on-disk the load moves vectors (and graph) to DIR chunk\n"
+            "by chunk, so it runs in less memory than the index takes\n"
+            "(bench/memlimit_run.sh runs it under a cgroup memory limit).\n");
 }
 
 int cmd_bench(int argc, char **argv)
@@ -223,7 +226,11 @@ int cmd_bench(int argc, char **argv)
     }
 
     dataset ds;
-    if (dataset_load("bench", data, limit, 1, &ds) != 0) return 1;
+    /* With a saved index only the queries and the ground truth are needed:
+     * base.fvecs is not read (so that the process can run with less memory
+     * than the vectors take, see --on-disk). */
+    int loaded = index_file && access(index_file, F_OK) == 0;
+    if (dataset_load_ex("bench", data, limit, 1, loaded, &ds) != 0) return 1;
     if (ds.gt_k < k) {
         fprintf(stderr, "bench: groundtruth.ivecs has %zu neighbours per query, fewer than --k %zu\n", ds.gt_k, k);
         dataset_free(&ds);
@@ -247,9 +254,11 @@ int cmd_bench(int argc, char **argv)
     p.ef_construction = efc;
     p.capacity = ds.n;
     double t0 = ny_now(), c0 = process_cpu();
-    int loaded = index_file && access(index_file, F_OK) == 0;
     if (loaded) {
-        if (ny_hnsw_load(index_file, &h) != NY_OK) goto fail;
+        /* With --on-disk the vectors (and with --graph-on-disk the graph)
+         * go to the mapped files chunk by chunk while the file is read. */
+        ny_hnsw_load_opts lo = {.disk_dir = on_disk, .vectors_on_disk = on_disk != NULL, .graph_on_disk = graph_on_disk};
+        if (ny_hnsw_load_ex(index_file, &lo, &h) != NY_OK) goto fail;
         ny_hnsw_stats st0;
         ny_hnsw_get_stats(h, &st0);
         if (st0.dim != ds.dim || st0.count != ds.n || st0.metric != metric || st0.m != m) {
@@ -274,7 +283,11 @@ int cmd_bench(int argc, char **argv)
         if (!strcmp(quant, "binary")) snprintf(qj, sizeof qj, "{\"binary\": {\"always_ram\": true}}");
         else snprintf(qj, sizeof qj, "{\"scalar\": {\"type\": \"%s\", \"quantile\": 0.99, \"always_ram\": true}}", quant);
         double tq = ny_now();
-        if (ny_hnsw_set_quantization(h, qj) != NY_OK || ny_hnsw_quant_train(h) != NY_OK) goto fail;
+        /* set_quantization trains at once when the index is large enough;
+         * train again only if it did not (a retrain would hold two sets of
+         * codes at once). */
+        if (ny_hnsw_set_quantization(h, qj) != NY_OK) goto fail;
+        if (!ny_hnsw_quant_ready(h) && ny_hnsw_quant_train(h) != NY_OK) goto fail;
         train_s = ny_now() - tq;
         bpv_codes = st.count ? (double)ny_hnsw_quant_bytes(h) / (double)st.count : 0;
     }

@@ -19,11 +19,24 @@ void dataset_free(dataset *ds)
 
 int dataset_load(const char *cmd, const char *dir, size_t limit_queries, int need_gt, dataset *ds)
 {
+    return dataset_load_ex(cmd, dir, limit_queries, need_gt, 0, ds);
+}
+
+int dataset_load_ex(const char *cmd, const char *dir, size_t limit_queries, int need_gt, int skip_base, dataset *ds)
+{
     char path[4200];
     size_t qdim = 0, gn = 0;
     memset(ds, 0, sizeof *ds);
     snprintf(path, sizeof path, "%s/base.fvecs", dir);
-    if (fvecs_load(path, 0, &ds->base, &ds->n, &ds->dim) != NY_OK) goto err;
+    if (skip_base) {
+        vecs_reader r;
+        if (vecs_open(path, &r) != NY_OK) goto err;
+        ds->n = r.n;
+        ds->dim = r.dim;
+        vecs_close(&r);
+    } else if (fvecs_load(path, 0, &ds->base, &ds->n, &ds->dim) != NY_OK) {
+        goto err;
+    }
     if (ds->n == 0) {
         fprintf(stderr, "%s: %s holds no vectors\n", cmd, path);
         goto fail;

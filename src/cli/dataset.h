@@ -19,6 +19,9 @@ typedef struct dataset {
  * dimensions agree and that every ground-truth id is in [0, n).  Prints
  * "cmd: <message>" and returns non-zero on error. */
 int dataset_load(const char *cmd, const char *dir, size_t limit_queries, int need_gt, dataset *ds);
+/* The same; skip_base only reads base.fvecs's header (n and dim; base
+ * stays NULL), for runs that load a saved index. */
+int dataset_load_ex(const char *cmd, const char *dir, size_t limit_queries, int need_gt, int skip_base, dataset *ds);
 void dataset_free(dataset *ds);
 
 /* Infers the metric of DIR: from its name (…-angular, …-euclidean,

@@ -40,13 +40,19 @@ int ny_coll_quant_sync(ny_collection *c)
     return rc;
 }
 
-int ny_coll_vectors_sync(ny_collection *c)
+void ny_coll_disk_flags(ny_collection *c, int *vec, int *graph)
 {
     pthread_mutex_lock(&c->cfg_mu);
     json_t *conf = json_object_get(c->cfg.root, "config");
-    int vec = json_is_true(json_object_get(json_object_get(json_object_get(conf, "params"), "vectors"), "on_disk"));
-    int graph = json_is_true(json_object_get(json_object_get(conf, "hnsw_config"), "on_disk"));
+    *vec = json_is_true(json_object_get(json_object_get(json_object_get(conf, "params"), "vectors"), "on_disk"));
+    *graph = json_is_true(json_object_get(json_object_get(conf, "hnsw_config"), "on_disk"));
     pthread_mutex_unlock(&c->cfg_mu);
+}
+
+int ny_coll_vectors_sync(ny_collection *c)
+{
+    int vec, graph;
+    ny_coll_disk_flags(c, &vec, &graph);
     int rc = NY_OK;
     if (vec) rc = ny_hnsw_vectors_to_disk(c->index, c->dir, NULL);
     if (rc == NY_OK && graph) rc = ny_hnsw_graph_to_disk(c->index, c->dir, NULL);

@@ -20,6 +20,8 @@ int ny_coll_quant_sync(ny_collection *c);
  * Takes cfg_mu: the caller must not hold it.  Setting a flag back to false
  * takes effect when the collection is next opened. */
 int ny_coll_vectors_sync(ny_collection *c);
+/* The config's params.vectors.on_disk and hnsw_config.on_disk. */
+void ny_coll_disk_flags(ny_collection *c, int *vec, int *graph);
 
 /* The vector search used by collections: on codes with rescoring when the
  * index is quantized and the params do not say ignore, else float HNSW. */

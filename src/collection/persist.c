@@ -278,7 +278,11 @@ int ny_persist_load(ny_collection *c)
     char ip[4096], pp[4096];
     cpath(c, ip, sizeof ip, "index", lsn);
     cpath(c, pp, sizeof pp, "points", lsn);
-    rc = ny_hnsw_load(ip, &c->index);
+    /* On-disk vectors / graph are moved to their files while the index
+     * file is read, so that loading never holds them all in RAM. */
+    ny_hnsw_load_opts lo = {.disk_dir = c->dir};
+    ny_coll_disk_flags(c, &lo.vectors_on_disk, &lo.graph_on_disk);
+    rc = ny_hnsw_load_ex(ip, &lo, &c->index);
     if (rc != NY_OK) return rc;
     ny_hnsw_stats st;
     ny_hnsw_get_stats(c->index, &st);

@@ -1888,10 +1888,41 @@ static const char *sec_name(int s)
     return s >= 1 && s <= SEC_COUNT ? names[s] : "?";
 }
 
-int ny_hnsw_load(const char *path, ny_hnsw **out)
+/* Reads section s of n bytes into dst in chunks, hashing as it goes, and
+ * moves each chunk to disk region `region` (see ny_hnsw_load_ex).  The
+ * pages read from the index file are dropped from the page cache as well. */
+static int read_section_to_disk(ny_hnsw *h, int fd, void *dst, size_t n, size_t chunk, const char *dir, int region,
+                                const char *path, const char *what, uint64_t *hash)
+{
+    ny_hasher hs;
+    int rc = ny_hasher_init(&hs);
+    if (rc) return rc;
+    off_t start = lseek(fd, 0, SEEK_CUR);
+    size_t done = 0;
+    while (rc == NY_OK && done < n) {
+        size_t c = n - done < chunk ? n - done : chunk;
+        rc = read_all(fd, (char *)dst + done, c, path, what);
+        if (rc) break;
+        ny_hasher_update(&hs, (char *)dst + done, c);
+        done += c;
+        rc = ny_hnsw_disk_move(h, dir, region, done);
+        if (start >= 0) posix_fadvise(fd, start, (off_t)done, POSIX_FADV_DONTNEED);
+    }
+    *hash = ny_hasher_final(&hs);
+    return rc;
+}
+
+int ny_hnsw_load(const char *path, ny_hnsw **out) { return ny_hnsw_load_ex(path, NULL, out); }
+
+int ny_hnsw_load_ex(const char *path, const ny_hnsw_load_opts *opts, ny_hnsw **out)
 {
     if (!path || !out) return ny_error(NY_EINVAL, "hnsw_load: NULL argument");
     *out = NULL;
+    int to_vec = opts && opts->vectors_on_disk, to_graph = opts && opts->graph_on_disk;
+    const char *ddir = opts ? opts->disk_dir : NULL;
+    size_t chunk = opts && opts->chunk_bytes ? opts->chunk_bytes : (32u << 20);
+    if ((to_vec || to_graph) && !ddir)
+        return ny_error(NY_EINVAL, "hnsw_load: vectors or graph on disk need a directory (disk_dir)");
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return ny_error_errno(ny_rc_from_errno(errno), "hnsw_load: cannot open %s", path);
     ny_hnsw *h = NULL;
@@ -1953,8 +1984,19 @@ int ny_hnsw_load(const char *path, ny_hnsw **out)
             rc = ny_error(NY_ECORRUPT, "hnsw_load: %s: bad section header for %s", path, sec_name(s));
             goto fail;
         }
-        if ((rc = read_all(fd, (void *)ptr[s], len[s], path, sec_name(s)))) goto fail;
-        if (ny_hash64(ptr[s], len[s]) != sh.checksum) {
+        int region = s == SEC_VECS && to_vec      ? NY_HNSW_DISK_VECS
+                     : s == SEC_LINK0 && to_graph ? NY_HNSW_DISK_LINK0
+                     : s == SEC_UPPER && to_graph ? NY_HNSW_DISK_UPPER
+                                                  : -1;
+        uint64_t hash;
+        if (region >= 0) {
+            rc = read_section_to_disk(h, fd, (void *)ptr[s], len[s], chunk, ddir, region, path, sec_name(s), &hash);
+            if (rc) goto fail;
+        } else {
+            if ((rc = read_all(fd, (void *)ptr[s], len[s], path, sec_name(s)))) goto fail;
+            hash = ny_hash64(ptr[s], len[s]);
+        }
+        if (hash != sh.checksum) {
             rc = ny_error(NY_ECORRUPT, "hnsw_load: %s: checksum mismatch in %s", path, sec_name(s));
             goto fail;
         }

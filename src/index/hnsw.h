@@ -79,6 +79,16 @@ struct ny_hnsw_disk;
 struct ny_hnsw_disk *ny_hnsw_disk_get(const ny_hnsw *h);
 void ny_hnsw_disk_set(ny_hnsw *h, struct ny_hnsw_disk *d);
 void ny_hnsw_disk_free(struct ny_hnsw_disk *d);
+/* Load path (ny_hnsw_load_ex): moves the first `bytes` of a region (whole
+ * pages; what an earlier call moved is kept) to its file in dir, written
+ * back and dropped from the page cache at once, so that loading a file
+ * larger than the memory given to the process keeps little of it resident. */
+enum { NY_HNSW_DISK_VECS, NY_HNSW_DISK_LINK0, NY_HNSW_DISK_UPPER };
+int ny_hnsw_disk_move(ny_hnsw *h, const char *dir, int region, size_t bytes);
+/* Read-ahead advice for the on-disk vector rows: sequential (1) while
+ * something reads them all in order (encoding), random (0, the default)
+ * for searches.  Excl lock held; no effect if the rows are in RAM. */
+void ny_hnsw_disk_vec_advise(ny_hnsw *h, int sequential);
 /* uint32 words of the upper-level arena in use. */
 size_t ny_hnsw_upper_words(const ny_hnsw *h);
 

@@ -133,6 +133,36 @@ static int move_region(disk_region *r, const char *dir, const void *base, size_t
     return NY_OK;
 }
 
+int ny_hnsw_disk_move(ny_hnsw *h, const char *dir, int region, size_t bytes)
+{
+    ny_hnsw_excl_lock(h);
+    int rc = NY_OK;
+    struct ny_hnsw_disk *d = disk_of(h);
+    if (!d) {
+        rc = ny_error(NY_ENOMEM, "out of memory");
+    } else {
+        ny_hnsw_view v;
+        ny_hnsw_get_view(h, &v);
+        if (region == NY_HNSW_DISK_VECS)
+            rc = move_region(&d->vec, dir, v.vecs, bytes, 1, "vectors");
+        else if (region == NY_HNSW_DISK_LINK0)
+            rc = move_region(&d->link0, dir, (const void *)v.link0, bytes, 1, "level-0 links");
+        else
+            rc = move_region(&d->upper, dir, (const void *)v.upper, bytes, 1, "upper links");
+    }
+    ny_hnsw_excl_unlock(h);
+    return rc;
+}
+
+void ny_hnsw_disk_vec_advise(ny_hnsw *h, int sequential)
+{
+    struct ny_hnsw_disk *d = ny_hnsw_disk_get(h);
+    if (!d || d->vec.fd < 0 || !d->vec.mapped) return;
+    ny_hnsw_view v;
+    ny_hnsw_get_view(h, &v);
+    madvise((void *)v.vecs, d->vec.mapped, sequential ? MADV_SEQUENTIAL : MADV_RANDOM);
+}
+
 int ny_hnsw_vectors_to_disk(ny_hnsw *h, const char *dir, size_t *bytes_out)
 {
     if (bytes_out) *bytes_out = 0;

@@ -48,6 +48,11 @@
 #define QFILE_MAGIC "NYHQUAN1"
 #define QFILE_VERSION 1u
 #define TRAIN_SAMPLE 100000
+/* The training sample is copied out of the index: at most this many bytes
+ * of it (but at least TRAIN_SAMPLE_MIN vectors), so that training does not
+ * need as much memory as the vectors when they are on disk. */
+#define TRAIN_SAMPLE_BYTES ((size_t)32 << 20)
+#define TRAIN_SAMPLE_MIN 2000
 #define NONE32 UINT32_MAX
 #define DEFAULT_EF 64
 
@@ -126,7 +131,10 @@ static int make_trained(ny_hnsw *h, ny_quant *q, qtrained **out)
     t->codes = p;
     t->serial = atomic_fetch_add(&g_serial, 1);
     enc_ctx e = {.v = &v, .t = t};
+    /* Rows on disk are read in order here: let the kernel read ahead. */
+    ny_hnsw_disk_vec_advise(h, 1);
     ny_parallel_for(ny_hnsw_node_count(h), 1024, 0, enc_task, &e);
+    ny_hnsw_disk_vec_advise(h, 0);
     *out = t;
     return NY_OK;
 }
@@ -143,7 +151,10 @@ static int train_locked(ny_hnsw *h, struct ny_hnsw_qstate *qs, int force)
         if ((atomic_load(&v.flags[i]) & (NY_HNSW_F_LIVE | NY_HNSW_F_DEL)) == NY_HNSW_F_LIVE) cnt++;
     if (cnt == 0) return force ? ny_error(NY_EINVAL, "hnsw quantization: no vectors to train on") : NY_OK;
     if (!force && cnt < NY_HNSW_QUANT_MIN_TRAIN) return NY_OK;
-    size_t ns = cnt < TRAIN_SAMPLE ? cnt : TRAIN_SAMPLE;
+    size_t ns_cap = TRAIN_SAMPLE_BYTES / (v.dim * sizeof(float));
+    if (ns_cap < TRAIN_SAMPLE_MIN) ns_cap = TRAIN_SAMPLE_MIN;
+    if (ns_cap > TRAIN_SAMPLE) ns_cap = TRAIN_SAMPLE;
+    size_t ns = cnt < ns_cap ? cnt : ns_cap;
     float *sample = malloc(ns * v.dim * sizeof(float));
     if (!sample) return ny_error(NY_ENOMEM, "hnsw quantization: out of memory for %zu training vectors", ns);
     /* Every (cnt/ns)-th live node, spread over the whole index. */

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/dataset.h"
@@ -267,6 +269,44 @@ TEST(bench_json_has_the_agreed_shape_and_sane_recall)
     /* a missing ground truth is a clear error, not a crash */
     char *bad[] = {"bench", "--data", "/nonexistent-dir", NULL};
     CHECK(cmd_bench(3, bad) != 0);
+}
+
+static double bench_recall(const char *js, size_t at)
+{
+    json_t *j = json_load_file(js, 0, NULL);
+    double r = j ? json_number_value(json_object_get(json_array_get(json_object_get(j, "results"), at), "recall")) : -1;
+    json_decref(j);
+    return r;
+}
+
+/* --index FILE: the first run builds and saves, the next ones load it
+ * (base.fvecs is then not read) -- in RAM, or straight to the on-disk files
+ * with --on-disk DIR --graph-on-disk: the same float recall. */
+TEST(bench_saved_index_loaded_to_disk)
+{
+    char d[512], idx[600], dd[600], j1[600], j2[600], j3[600];
+    snprintf(d, sizeof d, "%s/set2", t_tmpdir());
+    char *g[] = {"gen", "--out", d, "--n", "2000", "--dim", "24", "--nq", "40", "--k", "10", "--threads", "2", NULL};
+    REQUIRE(cmd_gen(13, g) == 0);
+    snprintf(idx, sizeof idx, "%s/i.hnsw", d);
+    snprintf(dd, sizeof dd, "%s/disk", d);
+    REQUIRE(mkdir(dd, 0700) == 0);
+    snprintf(j1, sizeof j1, "%s/1.json", d);
+    snprintf(j2, sizeof j2, "%s/2.json", d);
+    snprintf(j3, sizeof j3, "%s/3.json", d);
+    char *b1[] = {"bench", "--data", d, "--ef", "32", "--threads", "2", "--m", "8", "--index", idx, "--json", j1, NULL};
+    REQUIRE(cmd_bench(13, b1) == 0);
+    REQUIRE(access(idx, F_OK) == 0);
+    char *b2[] = {"bench", "--data", d, "--ef", "32", "--threads", "2", "--m", "8", "--index", idx, "--json", j2,
+                  "--on-disk", dd, "--graph-on-disk", NULL};
+    REQUIRE(cmd_bench(16, b2) == 0);
+    char *b3[] = {"bench", "--data", d, "--ef", "32", "--threads", "2", "--m", "8", "--index", idx, "--json", j3,
+                  "--on-disk", dd, "--graph-on-disk", "--quant", "int8", "--oversampling", "4", NULL};
+    REQUIRE(cmd_bench(20, b3) == 0);
+    double r1 = bench_recall(j1, 0), r2 = bench_recall(j2, 0), r3 = bench_recall(j3, 0);
+    printf("  recall: built %.4f, loaded to disk %.4f, int8 on disk %.4f\n", r1, r2, r3);
+    CHECK(r1 >= 0.9 && r1 == r2);
+    CHECK(r3 >= r1 - 0.05);
 }
 
 TEST(bench_scan_reports_bandwidth_and_scan_rate)
