@@ -1318,6 +1318,29 @@ static int sorted_refresh(ny_collection *c)
     return NY_OK;
 }
 
+/* Scroll: appends vid's record to v, or -- the page being full -- records
+ * vid as the next page's offset.  Returns 1 when the scroll must stop
+ * (page full, or an error left in *rc), 0 to go on. */
+static int scroll_take(ny_collection *c, uint32_t vid, size_t limit, const read_ctx *rx, recvec *v, ny_records *out,
+                       int *rc)
+{
+    if (v->n == limit) {
+        out->has_next = 1;
+        out->next = c->ids[vid];
+        return 1;
+    }
+    ny_record *r = recvec_push(v);
+    if (!r) {
+        *rc = ny_error(NY_ENOMEM, "out of memory");
+        return 1;
+    }
+    if ((*rc = make_record(c, vid, rx, r)) != NY_OK) {
+        v->n--;
+        return 1;
+    }
+    return 0;
+}
+
 int ny_collection_scroll(ny_collection *c, const ny_point_id *offset, size_t limit, const char *filter_json,
                          const ny_read_opts *opts, ny_records *out)
 {
@@ -1354,21 +1377,7 @@ int ny_collection_scroll(ny_collection *c, const ny_point_id *offset, size_t lim
             }
         qsort_r(few, nfew, sizeof *few, cmp_vid_by_id, c->ids);
         for (size_t i = 0; i < nfew; i++) {
-            uint32_t vid = few[i];
-            if (v.n == limit) {
-                out->has_next = 1;
-                out->next = c->ids[vid];
-                break;
-            }
-            ny_record *r = recvec_push(&v);
-            if (!r) {
-                rc = ny_error(NY_ENOMEM, "out of memory");
-                break;
-            }
-            if ((rc = make_record(c, vid, &rx, r)) != NY_OK) {
-                v.n--;
-                break;
-            }
+            if (scroll_take(c, few[i], limit, &rx, &v, out, &rc)) break;
         }
     } else {
         rc = sorted_refresh(c);
@@ -1386,20 +1395,7 @@ int ny_collection_scroll(ny_collection *c, const ny_point_id *offset, size_t lim
             uint32_t vid = c->sorted[i];
             if (cand && !((cand[vid >> 6] >> (vid & 63)) & 1)) continue;
             if (f && !ny_filter_match(f, &c->ids[vid], c->payloads[vid])) continue;
-            if (v.n == limit) {
-                out->has_next = 1;
-                out->next = c->ids[vid];
-                break;
-            }
-            ny_record *r = recvec_push(&v);
-            if (!r) {
-                rc = ny_error(NY_ENOMEM, "out of memory");
-                break;
-            }
-            if ((rc = make_record(c, vid, &rx, r)) != NY_OK) {
-                v.n--;
-                break;
-            }
+            if (scroll_take(c, vid, limit, &rx, &v, out, &rc)) break;
         }
     }
     pthread_mutex_unlock(&c->sort_mu);
