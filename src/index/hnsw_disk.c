@@ -133,23 +133,23 @@ static int move_region(disk_region *r, const char *dir, const void *base, size_t
     return NY_OK;
 }
 
+/* Moves region (NY_HNSW_DISK_*) up to bytes to its file.  Excl lock held. */
+static int move_locked(ny_hnsw *h, const char *dir, int region, size_t bytes, int evict)
+{
+    struct ny_hnsw_disk *d = disk_of(h);
+    if (!d) return ny_error(NY_ENOMEM, "out of memory");
+    ny_hnsw_view v;
+    ny_hnsw_get_view(h, &v);
+    if (region == NY_HNSW_DISK_VECS) return move_region(&d->vec, dir, v.vecs, bytes, evict, "vectors");
+    if (region == NY_HNSW_DISK_LINK0)
+        return move_region(&d->link0, dir, (const void *)v.link0, bytes, evict, "level-0 links");
+    return move_region(&d->upper, dir, (const void *)v.upper, bytes, evict, "upper links");
+}
+
 int ny_hnsw_disk_move(ny_hnsw *h, const char *dir, int region, size_t bytes)
 {
     ny_hnsw_excl_lock(h);
-    int rc = NY_OK;
-    struct ny_hnsw_disk *d = disk_of(h);
-    if (!d) {
-        rc = ny_error(NY_ENOMEM, "out of memory");
-    } else {
-        ny_hnsw_view v;
-        ny_hnsw_get_view(h, &v);
-        if (region == NY_HNSW_DISK_VECS)
-            rc = move_region(&d->vec, dir, v.vecs, bytes, 1, "vectors");
-        else if (region == NY_HNSW_DISK_LINK0)
-            rc = move_region(&d->link0, dir, (const void *)v.link0, bytes, 1, "level-0 links");
-        else
-            rc = move_region(&d->upper, dir, (const void *)v.upper, bytes, 1, "upper links");
-    }
+    int rc = move_locked(h, dir, region, bytes, 1);
     ny_hnsw_excl_unlock(h);
     return rc;
 }
@@ -168,16 +168,11 @@ int ny_hnsw_vectors_to_disk(ny_hnsw *h, const char *dir, size_t *bytes_out)
     if (bytes_out) *bytes_out = 0;
     if (!h || !dir) return ny_error(NY_EINVAL, "hnsw_vectors_to_disk: NULL argument");
     ny_hnsw_excl_lock(h);
-    int rc = NY_OK;
-    struct ny_hnsw_disk *d = disk_of(h);
-    if (!d) {
-        rc = ny_error(NY_ENOMEM, "out of memory");
-    } else {
-        ny_hnsw_view v;
-        ny_hnsw_get_view(h, &v);
-        rc = move_region(&d->vec, dir, v.vecs, ny_hnsw_node_count(h) * v.dimp * sizeof(float), 1, "vectors");
-        if (bytes_out) *bytes_out = d->vec.mapped;
-    }
+    ny_hnsw_view v;
+    ny_hnsw_get_view(h, &v);
+    int rc = move_locked(h, dir, NY_HNSW_DISK_VECS, ny_hnsw_node_count(h) * v.dimp * sizeof(float), 1);
+    struct ny_hnsw_disk *d = ny_hnsw_disk_get(h);
+    if (bytes_out && d) *bytes_out = d->vec.mapped;
     ny_hnsw_excl_unlock(h);
     return rc;
 }
@@ -187,22 +182,14 @@ int ny_hnsw_graph_to_disk(ny_hnsw *h, const char *dir, size_t *bytes_out)
     if (bytes_out) *bytes_out = 0;
     if (!h || !dir) return ny_error(NY_EINVAL, "hnsw_graph_to_disk: NULL argument");
     ny_hnsw_excl_lock(h);
-    int rc = NY_OK;
-    struct ny_hnsw_disk *d = disk_of(h);
-    if (!d) {
-        rc = ny_error(NY_ENOMEM, "out of memory");
-    } else {
-        ny_hnsw_view v;
-        ny_hnsw_get_view(h, &v);
-        /* Searches read every link list they expand: leave the pages cached
-         * (they go when memory runs short, as any file page). */
-        rc = move_region(&d->link0, dir, (const void *)v.link0,
-                         ny_hnsw_node_count(h) * v.stride0 * sizeof(uint32_t), 0, "level-0 links");
-        if (rc == NY_OK)
-            rc = move_region(&d->upper, dir, (const void *)v.upper, ny_hnsw_upper_words(h) * sizeof(uint32_t), 0,
-                             "upper links");
-        if (bytes_out) *bytes_out = d->link0.mapped + d->upper.mapped;
-    }
+    ny_hnsw_view v;
+    ny_hnsw_get_view(h, &v);
+    /* Searches read every link list they expand: leave the pages cached
+     * (they go when memory runs short, as any file page). */
+    int rc = move_locked(h, dir, NY_HNSW_DISK_LINK0, ny_hnsw_node_count(h) * v.stride0 * sizeof(uint32_t), 0);
+    if (rc == NY_OK) rc = move_locked(h, dir, NY_HNSW_DISK_UPPER, ny_hnsw_upper_words(h) * sizeof(uint32_t), 0);
+    struct ny_hnsw_disk *d = ny_hnsw_disk_get(h);
+    if (bytes_out && d) *bytes_out = d->link0.mapped + d->upper.mapped;
     ny_hnsw_excl_unlock(h);
     return rc;
 }
