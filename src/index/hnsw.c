@@ -1390,6 +1390,35 @@ int ny_hnsw_search(const ny_hnsw *h, const float *query, size_t k, size_t ef, co
     return rc ? rc : nout;
 }
 
+/* Shared start and end of the exact scans: this thread's scratch with the
+ * prepared query and a k + 1 result pool, inside a reader section; then
+ * the pool's n results copied out as external ids. */
+static int exact_begin(const ny_hnsw *h, const float *query, size_t k, const char *what, scratch **sp, int *slot)
+{
+    scratch *s = scratch_get();
+    if (!s) return ny_error(NY_ENOMEM, "%s: out of memory", what);
+    int rc;
+    if ((rc = GROW(s, q, h->dimp + 16)) || (rc = GROW(s, res, k + 1))) {
+        scratch_put(s);
+        return rc;
+    }
+    *slot = rd_enter(h);
+    prepare_query(h, s, query);
+    *sp = s;
+    return NY_OK;
+}
+
+static int exact_end(const ny_hnsw *h, scratch *s, int slot, size_t n, uint32_t *ids, float *dists)
+{
+    for (size_t j = 0; j < n; j++) {
+        ids[j] = h->i2e[s->res[j].id];
+        if (dists) dists[j] = s->res[j].d;
+    }
+    rd_exit(h, slot);
+    scratch_put(s);
+    return (int)n;
+}
+
 int ny_hnsw_search_exact(const ny_hnsw *h, const float *query, size_t k, const ny_filter *filter, uint32_t *ids,
                          float *dists)
 {
@@ -1399,15 +1428,9 @@ int ny_hnsw_search_exact(const ny_hnsw *h, const float *query, size_t k, const n
     size_t nn = atomic_load(&h->n_nodes);
     if (k == 0 || nn == 0) return 0;
     if (k > nn) k = nn;
-    scratch *s = scratch_get();
-    if (!s) return ny_error(NY_ENOMEM, "hnsw_search_exact: out of memory");
-    int rc;
-    if ((rc = GROW(s, q, h->dimp + 16)) || (rc = GROW(s, res, k + 1))) {
-        scratch_put(s);
-        return rc;
-    }
-    int slot = rd_enter(h);
-    prepare_query(h, s, query);
+    scratch *s;
+    int slot, rc = exact_begin(h, query, k, "hnsw_search_exact", &s, &slot);
+    if (rc != NY_OK) return rc;
     ny_dist_fn df = h->df;
     size_t n = 0;
     for (size_t i = 0; i < nn; i++) {
@@ -1416,13 +1439,7 @@ int ny_hnsw_search_exact(const ny_hnsw *h, const float *query, size_t k, const n
         float d = df(s->q, vec_of(h, (uint32_t)i), h->dimp);
         if (n < k || d < s->res[n - 1].d) pool_insert(s->res, &n, k, d, (uint32_t)i);
     }
-    for (size_t j = 0; j < n; j++) {
-        ids[j] = h->i2e[s->res[j].id];
-        if (dists) dists[j] = s->res[j].d;
-    }
-    rd_exit(h, slot);
-    scratch_put(s);
-    return (int)n;
+    return exact_end(h, s, slot, n, ids, dists);
 }
 
 typedef struct sbatch_ctx {
@@ -2091,15 +2108,9 @@ int ny_hnsw_search_exact_ids(const ny_hnsw *h, const float *query, size_t k, con
         return ny_error(NY_EINVAL, "hnsw_search_exact_ids: query has a NaN or infinite component");
     if (k == 0 || ncand == 0) return 0;
     if (k > ncand) k = ncand;
-    scratch *s = scratch_get();
-    if (!s) return ny_error(NY_ENOMEM, "hnsw_search_exact_ids: out of memory");
-    int rc;
-    if ((rc = GROW(s, q, h->dimp + 16)) || (rc = GROW(s, res, k + 1))) {
-        scratch_put(s);
-        return rc;
-    }
-    int slot = rd_enter(h);
-    prepare_query(h, s, query);
+    scratch *s;
+    int slot, rc = exact_begin(h, query, k, "hnsw_search_exact_ids", &s, &slot);
+    if (rc != NY_OK) return rc;
     ny_dist_fn df = h->df;
     size_t n = 0;
     /* The filter (typically a payload re-check, dearer than a distance)
@@ -2116,13 +2127,7 @@ int ny_hnsw_search_exact_ids(const ny_hnsw *h, const float *query, size_t k, con
         float d = df(s->q, vec_of(h, v - 1), h->dimp);
         if ((n < k || d < s->res[n - 1].d) && filter_allows(filter, cand[j])) pool_insert(s->res, &n, k, d, v - 1);
     }
-    for (size_t j = 0; j < n; j++) {
-        ids[j] = h->i2e[s->res[j].id];
-        if (dists) dists[j] = s->res[j].d;
-    }
-    rd_exit(h, slot);
-    scratch_put(s);
-    return (int)n;
+    return exact_end(h, s, slot, n, ids, dists);
 }
 
 /* ===== Internal view for src/index/hnsw_quant.c ======================== */
